@@ -1,0 +1,42 @@
+# Two commands matter: `make test` and `make devnet`. Both set up everything first;
+# setting up twice is a no-op (stamp files track what each step was built from).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP_STAMP := $(VENV)/.stamp-pip
+NPM_STAMP := node_modules/.stamp-npm
+NATIVE_SOURCES := $(wildcard native/*/*.c native/*/*.h native/*/build_ffi.py)
+
+.PHONY: setup test devnet bench typecheck sanitize clean
+
+setup: $(PIP_STAMP) $(NPM_STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip==25.3"
+
+# Editable install: compiles the C kernels in place through setup.py's cffi hook.
+$(PIP_STAMP): $(PY) pyproject.toml setup.py requirements.lock $(NATIVE_SOURCES)
+	$(PY) -m pip install --quiet --constraint requirements.lock --editable '.[test]'
+	touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: setup
+	$(VENV)/bin/pytest
+
+devnet: setup
+	$(VENV)/bin/crossclear margin --risk examples/risk.json --accounts examples/accounts.json --format table
+
+bench: setup
+	$(VENV)/bin/crossclear bench margin --json
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) node_modules build node/*.egg-info
+	find node -name '*.so' -delete

@@ -1,0 +1,3 @@
+from crossclear._cli import main
+
+raise SystemExit(main())
