@@ -37,6 +37,17 @@ bench: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
+# The BN254 verifier built with AddressSanitizer + UBSan, then its differential and
+# real-proof tests run against that build (tests/native_bn254 runs this target once).
+# Leak checking is off: the Python interpreter itself never frees everything.
+SANITIZE_DIR := $(CURDIR)/build/sanitize
+sanitize: setup
+	$(PY) native/bn254/build_ffi.py --sanitize --build-dir $(SANITIZE_DIR)/bn254 >/dev/null
+	CROSSCLEAR_BN254_EXTENSION=$$(ls $(SANITIZE_DIR)/bn254/crossclear/zk/_bn254*.so) \
+	LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/native_bn254 -k "not cli and not sanitizer"
+
 clean:
 	rm -rf $(VENV) node_modules build node/*.egg-info
 	find node -name '*.so' -delete

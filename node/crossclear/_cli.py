@@ -12,27 +12,27 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 from crossclear import __version__
 from crossclear._errors import UsageError
 
-#: Top-level command modules, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = (
-    "crossclear.margin._cli",
-    "crossclear.zk._cli",
-    "crossclear.devnet._cli",
-    "crossclear.node._cli",
-    "crossclear.demo._cli",
-)
+#: Top-level commands and the module that registers each, in the order `--help` lists them.
+COMMAND_MODULES: dict[str, str] = {
+    "margin": "crossclear.margin._cli",
+    "zk": "crossclear.zk._cli",
+    "devnet": "crossclear.devnet._cli",
+    "node": "crossclear.node._cli",
+    "demo": "crossclear.demo._cli",
+}
 
-#: Modules that add a `crossclear bench <name>` subcommand.
-BENCH_MODULES: tuple[str, ...] = (
-    "crossclear.margin._bench",
-    "crossclear.zk._bench",
-    "crossclear.attest._bench",
-    "crossclear.rpc._bench",
-)
+#: `crossclear bench <name>` benchmarks and the module that registers each.
+BENCH_MODULES: dict[str, str] = {
+    "margin": "crossclear.margin._bench",
+    "zk": "crossclear.zk._bench",
+    "attest": "crossclear.attest._bench",
+    "api": "crossclear.rpc._bench",
+}
 
 
 class _Registrar(Protocol):
@@ -52,32 +52,45 @@ def _present(module_name: str) -> bool:
 
 
 def _load(module_name: str) -> _Registrar:
-    module: _Registrar = importlib.import_module(module_name)  # type: ignore[assignment]
-    return module
+    return cast(_Registrar, importlib.import_module(module_name))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _wanted(registry: dict[str, str], name: str | None) -> list[str]:
+    # Importing a command pulls in its dependencies (web3, libp2p, py_ecc...), which costs
+    # seconds; when the command is known from argv, load only that one.
+    if name in registry:
+        return [registry[name]]
+    return list(registry.values())
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The full parser, or (when argv names a command) just enough of it to run that command."""
+    words = [word for word in argv if not word.startswith("-")]
+    command = words[0] if words else None
     parser = argparse.ArgumentParser(
         prog="crossclear",
         description="Cross-chain clearinghouse node: attested chain state, ZK collateral claims, portfolio margin.",
     )
     parser.add_argument("--version", action="version", version=f"crossclear {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in COMMAND_MODULES:
-        if _present(module_name):
-            _load(module_name).register(subparsers)
+    if command != "bench":
+        for module_name in _wanted(COMMAND_MODULES, command):
+            if _present(module_name):
+                _load(module_name).register(subparsers)
 
     bench = subparsers.add_parser("bench", help="run a benchmark and print its figures as JSON")
     bench_subparsers = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
-    for module_name in BENCH_MODULES:
-        if _present(module_name):
-            _load(module_name).register(bench_subparsers)
+    if command in (None, "bench"):
+        for module_name in _wanted(BENCH_MODULES, words[1] if len(words) > 1 else None):
+            if _present(module_name):
+                _load(module_name).register(bench_subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(arguments)
+    args = parser.parse_args(arguments)
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -1,0 +1,78 @@
+"""`crossclear margin`: margin for every account of an ACCOUNTS file under a RISK file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from crossclear.margin._json import load_inputs, result_to_json
+from crossclear.margin._kernel_api import compute_margin
+from crossclear.margin._model import Mode
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "margin",
+        help="compute isolated, cross and portfolio margin for accounts under a risk file",
+        description="Compute margin for every account in ACCOUNTS under the RISK file "
+        "(methodology: docs/margin-methodology.md).",
+    )
+    parser.add_argument("--risk", required=True, type=Path, metavar="RISK.json", help="prices, vols, haircut inputs, parameters")
+    parser.add_argument("--accounts", required=True, type=Path, metavar="ACCOUNTS.json", help="collateral and positions per account")
+    parser.add_argument("--format", choices=("json", "table"), default="json", help="json for programs (default), table for people")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    inputs = load_inputs(args.risk, args.accounts)
+    result = compute_margin(inputs.params, inputs.market, inputs.instruments, inputs.book)
+    document = result_to_json(inputs.account_ids, result)
+    if args.format == "json":
+        json.dump(document, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_table(document["accounts"]))
+    return 0
+
+
+def _money(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+def format_table(accounts: list[dict[str, Any]]) -> str:
+    """One row per account: equity, what each mode requires, health, and the efficiency gain."""
+    headers = ["account", "equity", *(f"{mode.label} req" for mode in Mode), "health", "liquidatable", "efficiency"]
+    rows = []
+    for account in accounts:
+        modes = account["modes"]
+        isolated = modes["isolated"]["required"]
+        portfolio = modes["portfolio"]["required"]
+        if portfolio > 0:
+            efficiency = f"{isolated / portfolio:.2f}x"
+        else:
+            efficiency = "n/a" if isolated == 0 else "inf"
+        health = account["health"]
+        rows.append(
+            [
+                account["id"],
+                _money(account["equity"]),
+                *(_money(modes[mode.label]["required"]) for mode in Mode),
+                "-" if health is None or math.isnan(health) else f"{health:.2f}",
+                "YES" if account["liquidatable"] else "no",
+                efficiency,
+            ]
+        )
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines = []
+    for index, row in enumerate([headers, *rows]):
+        cells = [cell.ljust(width) if column == 0 else cell.rjust(width) for column, (cell, width) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    lines.append("")
+    lines.append("req = collateral each mode requires; efficiency = isolated req / portfolio req")
+    return "\n".join(lines) + "\n"
