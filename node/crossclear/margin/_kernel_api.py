@@ -82,6 +82,7 @@ class KernelCall:
 
         self.instruments = ffi.new("margin_instruments *")
         self.instruments.count = instruments.count
+        self._instrument_count = instruments.count
         self.instruments.underlying = self._int32(instruments.underlying)
         self.instruments.kind = self._int32(instruments.kind)
         self.instruments.strike = self._double(instruments.strike)
@@ -93,6 +94,11 @@ class KernelCall:
         error_index = ffi.new("int64_t *")
         status = lib.margin_prepare(self.params, self.market, self.instruments, self._workspace_pointer, error_index)
         _raise_for(status, error_index[0])
+
+    @property
+    def instrument_marks(self) -> FloatArray:
+        """Mark of every instrument at this market (the first rows of the kernel's workspace)."""
+        return self.workspace[: self._instrument_count]
 
     def _hold(self, pointer: Any) -> Any:
         self._keep_alive.append(pointer)

@@ -56,6 +56,11 @@ class MarginEngine:
         """The market the current results were computed at."""
         return self._market
 
+    @property
+    def instrument_marks(self) -> FloatArray:
+        """Mark of every instrument at the current market."""
+        return self._kernel.instrument_marks
+
     def holders_of_underlying(self, underlying: int) -> AccountIndices:
         """Accounts with at least one position on `underlying` (sorted indices)."""
         return self._holders_of_underlying[underlying]

@@ -1,0 +1,42 @@
+"""LiquidationService: the seize orders this node signs at its current state."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from eth_account import Account
+
+from crossclear.node.liquidations import LiquidationDesk, SignedSeize
+from crossclear.v1 import liquidation_pb2, liquidation_pb2_grpc
+
+
+def seize_to_proto(signed: SignedSeize, signer: str) -> liquidation_pb2.SignedSeizeOrder:
+    order = signed.order
+    return liquidation_pb2.SignedSeizeOrder(
+        chain_id=signed.domain.chain_id,
+        vault=signed.domain.vault,
+        seize_id=order.seize_id,
+        account=order.account,
+        token=order.token,
+        amount=str(order.amount),
+        recipient=order.recipient,
+        signer=signer,
+        signature=signed.signature,
+        equity=signed.equity,
+        maintenance=signed.maintenance,
+        state_height=signed.height,
+    )
+
+
+class LiquidationServicer(liquidation_pb2_grpc.LiquidationServiceServicer):
+    """Lists this node's signed seize orders for liquidators."""
+
+    def __init__(self, desk: LiquidationDesk, node_private_key: bytes) -> None:
+        self._desk = desk
+        self._signer = str(Account.from_key(node_private_key).address)
+
+    async def ListSeizeOrders(self, request: liquidation_pb2.ListSeizeOrdersRequest, context: Any) -> liquidation_pb2.ListSeizeOrdersResponse:
+        del request, context
+        signed = await asyncio.to_thread(self._desk.sign_orders)
+        return liquidation_pb2.ListSeizeOrdersResponse(orders=[seize_to_proto(s, self._signer) for s in signed])

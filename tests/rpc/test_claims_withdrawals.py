@@ -1,0 +1,148 @@
+"""ClaimService and WithdrawalService across four in-process nodes on 127.0.0.1 ports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import grpc
+import pytest
+from eth_account import Account
+
+from crossclear.chains.vault_orders import ReleaseOrder, VaultDomain, recover_signer
+from crossclear.margin import InstrumentKind
+from crossclear.node import PositionRecord
+from crossclear.node.claims import ClaimLedger, ClaimProcessor, CollateralToken
+from crossclear.node.withdrawals import WithdrawalDesk, WithdrawalRequest, sign_request
+from crossclear.rpc import ApiServer, ClaimServicer, WithdrawalServicer
+from crossclear.v1 import claim_pb2, claim_pb2_grpc, node_pb2, withdrawal_pb2, withdrawal_pb2_grpc
+from crossclear.zk import load_verification_key
+from crossclear.zk.artifacts import default_artifacts
+
+from ..node.test_claims import ASSET, CHAIN, DOMAIN, ROOT, VAULT, Roots, fixture
+from ..node.test_clearing import make_state
+from ..node.test_withdrawals import OWNER, OWNER_KEY
+
+NODE_KEYS = [bytes([index + 1]) * 32 for index in range(4)]
+NODE_SET = [Account.from_key(key).address for key in NODE_KEYS]
+TOKEN = CollateralToken(CHAIN, VAULT, ASSET, "WETH", 18)
+
+
+class Node:
+    def __init__(self, tmp_path: Path, index: int) -> None:
+        self.state = make_state()
+        ledger = ClaimLedger(tmp_path / f"node{index}.sqlite")
+        key = load_verification_key(default_artifacts().verification_key)
+        self.claims = ClaimProcessor(key, DOMAIN, {(CHAIN, VAULT, ASSET): TOKEN}, Roots((CHAIN, VAULT, ROOT)), ledger, self.state)
+        self.desk = WithdrawalDesk(tmp_path / f"node{index}.sqlite", ledger, self.state, {(CHAIN, "WETH"): TOKEN}, DOMAIN, NODE_KEYS[index])
+        self.server: ApiServer | None = None
+        self.port = 0
+
+    async def start(self, peers: list[str]) -> None:
+        self.server = ApiServer(
+            self.state,
+            lambda: node_pb2.NodeStatus(version="test"),
+            claims=ClaimServicer(self.claims, lambda: self.state.height),
+            withdrawals=WithdrawalServicer(self.desk, NODE_SET, peers),
+        )
+        await self.server.start(self.port)
+
+
+async def network(tmp_path: Path, running: int, stack: AsyncExitStack) -> list[Node]:
+    from crossclear._net import free_tcp_port
+
+    nodes = [Node(tmp_path, index) for index in range(4)]
+    for node in nodes:
+        node.port = free_tcp_port()
+    for index, node in enumerate(nodes[:running]):
+        await node.start([f"127.0.0.1:{other.port}" for other in nodes if other is not node])
+        stack.push_async_callback(node.server.stop, 0)  # type: ignore[union-attr]
+    return nodes
+
+
+def submit(port: int, index: int) -> claim_pb2.SubmitClaimRequest:
+    proof, public = fixture(index)
+    return claim_pb2.SubmitClaimRequest(proof_json=json.dumps(proof), public_signals=public)
+
+
+def release_request(nullifier: int, amount: int, release: int) -> withdrawal_pb2.ReleaseRequest:
+    ask = WithdrawalRequest(OWNER, nullifier, amount, OWNER, release.to_bytes(32, "big"))
+    return withdrawal_pb2.ReleaseRequest(
+        account=OWNER, claim_nullifier=str(nullifier), amount=str(amount), recipient=OWNER,
+        release_id=ask.release_id, owner_signature=sign_request(ask, DOMAIN, OWNER_KEY),
+    )
+
+
+def test_claim_statuses_and_quorum_release(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with AsyncExitStack() as stack:
+            nodes = await network(tmp_path, 4, stack)
+            channels = [await stack.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{n.port}")) for n in nodes]
+            claims = [claim_pb2_grpc.ClaimServiceStub(c) for c in channels]
+            # Every node checks and credits the claim itself (gossip delivers it to each).
+            answers = [await stub.SubmitClaim(submit(0, 0), timeout=10) for stub in claims]
+            assert [a.status for a in answers] == [claim_pb2.CLAIM_STATUS_ACCEPTED] * 4
+            replay = await claims[2].SubmitClaim(submit(0, 0), timeout=10)
+            assert replay.status == claim_pb2.CLAIM_STATUS_NULLIFIER_USED
+            garbage = await claims[1].SubmitClaim(claim_pb2.SubmitClaimRequest(proof_json="{", public_signals=["1"]), timeout=10)
+            assert garbage.status == claim_pb2.CLAIM_STATUS_MALFORMED and "not JSON" in garbage.detail
+            nullifier = int(answers[0].nullifier)
+            stored = await claims[3].GetClaim(claim_pb2.GetClaimRequest(nullifier=str(nullifier)), timeout=5)
+            assert stored.amount == pytest.approx(0.5) and stored.account == OWNER.lower()
+            with pytest.raises(grpc.aio.AioRpcError) as missing:
+                await claims[3].GetClaim(claim_pb2.GetClaimRequest(nullifier="12"), timeout=5)
+            assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+            withdrawals = withdrawal_pb2_grpc.WithdrawalServiceStub(channels[0])
+            release = await withdrawals.RequestRelease(release_request(nullifier, 10**17, 1), timeout=10)
+            assert release.threshold == 3 and len(release.signatures) >= 3
+            order = ReleaseOrder(bytes(release.release_id), release.account, release.token, int(release.amount), release.recipient)
+            domain = VaultDomain(release.chain_id, release.vault)
+            signers = [int(recover_signer(domain, order, s), 16) for s in release.signatures]
+            assert signers == sorted(signers) and all(f"{s:#042x}" in [a.lower() for a in NODE_SET] for s in signers)
+            for node in nodes:
+                assert sum(line.amount for line in node.state.margin(OWNER).collateral) == pytest.approx(0.4)
+
+    asyncio.run(main())
+
+
+def test_release_with_one_node_down_and_with_two(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with AsyncExitStack() as stack:
+            nodes = await network(tmp_path, 3, stack)  # node 3 never starts
+            for node in nodes:
+                assert node.claims.submit(*fixture(0)).accepted
+            nullifier = node.claims._ledger.all()[0].nullifier
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{nodes[0].port}") as channel:
+                stub = withdrawal_pb2_grpc.WithdrawalServiceStub(channel)
+                release = await stub.RequestRelease(release_request(nullifier, 10**17, 1), timeout=10)
+                assert len(release.signatures) == 3
+                await nodes[2].server.stop(0)  # type: ignore[union-attr]
+                with pytest.raises(grpc.aio.AioRpcError) as error:
+                    await stub.RequestRelease(release_request(nullifier, 10**17, 2), timeout=10)
+                assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert "only 2 of 4 nodes signed, the vault needs 3" in error.value.details()
+
+    asyncio.run(main())
+
+
+def test_every_honest_node_refuses_a_release_below_initial_margin(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with AsyncExitStack() as stack:
+            nodes = await network(tmp_path, 4, stack)
+            for node in nodes:
+                assert node.claims.submit(*fixture(0)).accepted
+                node.state.set_position(OWNER, "short", PositionRecord(CHAIN, "ETH", InstrumentKind.PERP, -2.0, 3000.0))
+            nullifier = nodes[0].claims._ledger.all()[0].nullifier
+            for node in nodes:
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{node.port}") as channel:
+                    stub = withdrawal_pb2_grpc.WithdrawalServiceStub(channel)
+                    with pytest.raises(grpc.aio.AioRpcError) as error:
+                        await stub.SignRelease(release_request(nullifier, 3 * 10**17, 7), timeout=10)
+                    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+                    assert "below initial margin" in error.value.details()
+                assert sum(line.amount for line in node.state.margin(OWNER).collateral) == pytest.approx(0.5)
+
+    asyncio.run(main())
