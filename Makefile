@@ -29,7 +29,7 @@ test: setup
 	$(VENV)/bin/pytest
 
 devnet: setup
-	$(VENV)/bin/crossclear margin --risk examples/risk.json --accounts examples/accounts.json --format table
+	$(VENV)/bin/crossclear devnet up --nodes 0
 
 bench: setup
 	$(VENV)/bin/crossclear bench margin --json

@@ -74,7 +74,6 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
     assert config.address == ADDRESS and config.name == "node-0"
     assert str(config.rpc_listen) == "127.0.0.1:50051" and config.rpc_peers == ("127.0.0.1:50052",)
     assert config.data_dir == tmp_path / "data" / "node-0" and config.database.name == "node.sqlite"
-    assert config.admin_socket == tmp_path / "data" / "node-0" / "admin.sock"
     assert config.chains["devnet-a"].finality.confirmations == 2
     assert config.collateral["USDC"].tokens["devnet-a"] == "0x" + "AB" * 20 or config.collateral["USDC"].tokens["devnet-a"].lower() == TOKEN
     assert config.feeds["ETH"].heartbeat_seconds == 30

@@ -89,14 +89,16 @@ class NodeConfig:
     """Other nodes' gRPC API (host:port), asked for release signatures."""
     rpc_max_receive_bytes: int
     """Largest gRPC request accepted."""
-    admin_socket: Path
-    """Unix socket for mutating admin calls (never on TCP)."""
     metrics_listen: Endpoint | None
     """Prometheus text endpoint; None disables it."""
     p2p_listen: Endpoint
     """libp2p TCP listen address."""
     p2p_bootstrap: tuple[str, ...]
     """Multiaddresses of peers to dial at start."""
+    sync_listen: Endpoint
+    """This node's Sync gRPC service (catch-up for peers)."""
+    sync_peers: tuple[str, ...]
+    """Peers' Sync services (host:port), used to catch up after downtime."""
     node_set: tuple[str, ...]
     """Signer addresses of every node in the set (this node's included)."""
     risk_file: Path
@@ -258,7 +260,6 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
         if host not in ("127.0.0.1", "localhost") or not port.isdigit():
             raise rpc.fail("peers", f"each peer must be 127.0.0.1:PORT, got {peer!r}")
     max_receive = rpc.integer("max_receive_bytes", 1 << 20, minimum=1024)
-    admin_socket = _path(base, rpc.string("admin_socket", str(data_dir / "admin.sock")))
     rpc.finish()
 
     metrics = _Reader(source, "metrics", document.get("metrics", {}))
@@ -272,6 +273,8 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
     for address in bootstrap:
         if not address.startswith("/ip4/127.0.0.1/tcp/"):
             raise p2p.fail("bootstrap", f"peers must be /ip4/127.0.0.1/tcp/PORT/p2p/ID multiaddresses, got {address!r}")
+    sync_listen = p2p.endpoint("sync_listen", "127.0.0.1:0")
+    sync_peers = p2p.strings("sync_peers")
     p2p.finish()
 
     node_set_reader = _Reader(source, "node_set", document.get("node_set", {}))
@@ -354,10 +357,11 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
         rpc_listen=rpc_listen,
         rpc_peers=peers,
         rpc_max_receive_bytes=max_receive,
-        admin_socket=admin_socket,
         metrics_listen=metrics_listen,
         p2p_listen=p2p_listen,
         p2p_bootstrap=bootstrap,
+        sync_listen=sync_listen,
+        sync_peers=sync_peers,
         node_set=signers,
         risk_file=risk_file,
         verification_key=verification_key,

@@ -53,7 +53,8 @@ class NodeMetrics:
     """Counters and histograms the node updates, plus live gauges read at scrape time."""
 
     def __init__(self, readings: LiveReadings) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        # No auto-describe: the live collector reads components that may not be started yet.
+        self.registry = CollectorRegistry(auto_describe=False)
         self.claims = Counter("crossclear_claims", "claims checked, by result", ["result"], registry=self.registry)
         self.margin_recompute_seconds = Histogram(
             "crossclear_margin_recompute_seconds",

@@ -135,6 +135,11 @@ class WithdrawalDesk:
             self._state.debit_collateral(account, int(chain_id), asset, float(amount))
         return len(rows)
 
+    def is_reserved(self, release_id: bytes) -> bool:
+        """True when this node signed (and so already reserved) the release."""
+        with self._lock:
+            return self._connection.execute("SELECT 1 FROM releases WHERE release_id = ?", (release_id,)).fetchone() is not None
+
     def sign_release(self, request: WithdrawalRequest, owner_signature: bytes) -> tuple[VaultDomain, ReleaseOrder, bytes]:
         """Check the request; when it passes, reserve the amount and sign the Release order."""
         _check_shape(request)

@@ -1,0 +1,48 @@
+"""Every gossip knob py-libp2p 0.8.1 exposes, set on purpose (see docs/attestation-network.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class GossipSettings:
+    """Gossipsub and envelope limits. Defaults suit a node set of 4..20 nodes on one LAN."""
+
+    mesh_degree: int = 6
+    """D: mesh peers per topic (go-libp2p's default; a 4-node set is a full mesh anyway)."""
+    mesh_degree_low: int = 4
+    """D_lo: below this the heartbeat grafts more peers."""
+    mesh_degree_high: int = 12
+    """D_hi: above this the heartbeat prunes."""
+    heartbeat_seconds: int = 1
+    """Mesh repair and IHAVE gossip period; py-libp2p's 120 s would leave a broken mesh for minutes."""
+    gossip_window: int = 3
+    """Heartbeats of message ids advertised in IHAVE."""
+    gossip_history: int = 5
+    """Heartbeats of messages kept for IWANT and for replay to peers that (re)join."""
+    fanout_ttl_seconds: int = 60
+    """How long fanout state for unsubscribed topics lives."""
+    router_messages_per_second: float = 1000.0
+    """py-libp2p's per-peer, per-topic forwarding cap (default 10/s, which silently stops relaying
+    our own batches at saturation). Our own per-signer limit below is the real spam control."""
+    max_pending_messages_per_peer: int = 1000
+    """Messages queued for a peer whose subscription is not known yet (default 100 = 2 s of batches)."""
+    pending_messages_ttl_seconds: float = 30.0
+    """Queued messages older than this are dropped instead of flushed."""
+    max_rpc_bytes: int = 1 << 20
+    """Inbound pubsub frame limit; a larger frame resets the stream (the 10 MB garbage test)."""
+    max_message_bytes: int = 256 * 1024
+    """Envelope limit checked by our validator; a full batch of 512 observations is ~120 KiB."""
+    max_age_ms: int = 60_000
+    """Envelopes older than this are stale (replays of old traffic); catch-up goes over Sync."""
+    max_future_ms: int = 5_000
+    """Clock skew tolerated for envelopes stamped in the future."""
+    signer_messages_per_second: float = 200.0
+    """Envelopes accepted per signer per topic per second (token bucket refill)."""
+    signer_burst: int = 400
+    """Token bucket size: a burst beyond this from one signer is dropped."""
+    delivery_queue_limit: int = 10_000
+    """Validated messages waiting for the asyncio side; beyond this new ones are dropped."""
+    reconnect_seconds: float = 1.0
+    """How often missing bootstrap peers are redialled."""

@@ -1,0 +1,5 @@
+"""Per-node SQLite state (one file per node, WAL, crash-safe commits)."""
+
+from crossclear.store._store import AttestationStore, ChainProgressRow, StoredObservation, StoredSignature
+
+__all__ = ["AttestationStore", "ChainProgressRow", "StoredObservation", "StoredSignature"]
