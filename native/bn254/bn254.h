@@ -42,7 +42,8 @@ int bn254_groth16_verify(const bn254_groth16_key *key, const uint8_t *proof, con
                          size_t signal_count);
 
 /* count proofs under one key, signal_count signals each (concatenated). Writes one outcome per
- * proof to statuses and returns 0, or a negative error when the check could not run at all. */
+ * proof to statuses and returns 0, or a negative error when the check could not run at all;
+ * then every proof not already rejected carries that error as its status, never VALID. */
 int bn254_groth16_verify_batch(const bn254_groth16_key *key, const uint8_t *proofs, const uint8_t *signals,
                                size_t signal_count, size_t count, int *statuses);
 

@@ -241,6 +241,7 @@ typedef struct {
     uint64_t (*weights)[4];
     uint64_t (*signal_weights)[4];
     g1_affine_t *points;
+    g1_jacobian_t *weighted; /* -w_i A_i, then vk sum and C sum, before one batched inversion */
     g2_prepared_t *b_lines;
     const g2_prepared_t **prepared;
 } batch_memory_t;
@@ -252,6 +253,7 @@ static void batch_free(batch_memory_t *memory) {
     free(memory->weights);
     free(memory->signal_weights);
     free(memory->points);
+    free(memory->weighted);
     free(memory->b_lines);
     free((void *)memory->prepared);
 }
@@ -263,16 +265,17 @@ static int batch_alloc(batch_memory_t *memory, size_t count, size_t public_count
     memory->weights = calloc(count, sizeof *memory->weights);
     memory->signal_weights = calloc(public_count + 1, sizeof *memory->signal_weights);
     memory->points = calloc(count + 2, sizeof *memory->points);
+    memory->weighted = calloc(count + 2, sizeof *memory->weighted);
     memory->b_lines = calloc(count, sizeof *memory->b_lines);
     memory->prepared = calloc(count + 2, sizeof *memory->prepared);
     return memory->proofs && memory->signal_storage && memory->well_formed && memory->weights &&
-           memory->signal_weights && memory->points && memory->b_lines && memory->prepared;
+           memory->signal_weights && memory->points && memory->weighted && memory->b_lines && memory->prepared;
 }
 
 /* Each proof's equation raised to its weight w_i and multiplied together:
  *   prod_i e(-w_i A_i, B_i) e(sum_i w_i vk_x_i, gamma) e(sum_i w_i C_i, delta) = e(alpha, beta)^-(sum_i w_i),
  * with sum_i w_i vk_x_i = (sum_i w_i) IC0 + sum_j (sum_i w_i s_ij) IC_j: n + 2 Miller loops,
- * one final exponentiation. */
+ * one final exponentiation. Returns 1 when it holds, 0 when not, or a negative error. */
 static int batch_check(const bn254_groth16_key *key, batch_memory_t *memory, size_t formed) {
     size_t public_count = key->public_count;
     uint64_t weight_sum[4] = {0, 0, 0, 0};
@@ -292,16 +295,14 @@ static int batch_check(const bn254_groth16_key *key, batch_memory_t *memory, siz
         g1_add(&c_sum, &c_sum, &term);
         g1_affine_t negated_a;
         g1_negate_affine(&negated_a, &proof->a);
-        g1_scalar_mul(&term, &negated_a, weight);
-        g1_to_affine(&memory->points[k], &term);
+        g1_scalar_mul(&memory->weighted[k], &negated_a, weight);
         g2_prepare(&memory->b_lines[k], &proof->b);
         memory->prepared[k] = &memory->b_lines[k];
     }
-    g1_jacobian_t vk_sum;
-    weighted_inputs(&vk_sum, key, weight_sum, (const uint64_t(*)[4])memory->signal_weights);
-    g1_to_affine(&memory->points[formed], &vk_sum);
+    weighted_inputs(&memory->weighted[formed], key, weight_sum, (const uint64_t(*)[4])memory->signal_weights);
+    memory->weighted[formed + 1] = c_sum;
+    if (!g1_batch_to_affine(memory->points, memory->weighted, formed + 2)) return BN254_ERROR_OUT_OF_MEMORY;
     memory->prepared[formed] = &key->gamma;
-    g1_to_affine(&memory->points[formed + 1], &c_sum);
     memory->prepared[formed + 1] = &key->delta;
 
     fp12_t f, target;
@@ -322,12 +323,11 @@ static int run_batch(const bn254_groth16_key *key, const uint8_t *proofs, const 
         for (size_t i = 0; i < count; i++) statuses[i] = BN254_ERROR_SIGNAL_COUNT;
         return 0;
     }
-    if (count > SIZE_MAX / sizeof(g2_prepared_t) || signal_count + 1 > SIZE_MAX / 32 / count) {
-        return BN254_ERROR_OUT_OF_MEMORY;
-    }
     batch_memory_t memory;
-    if (!batch_alloc(&memory, count, signal_count)) {
-        batch_free(&memory);
+    int too_large = count > SIZE_MAX / sizeof(g2_prepared_t) || signal_count + 1 > SIZE_MAX / 32 / count;
+    if (too_large || !batch_alloc(&memory, count, signal_count)) {
+        if (!too_large) batch_free(&memory);
+        for (size_t i = 0; i < count; i++) statuses[i] = BN254_ERROR_OUT_OF_MEMORY;
         return BN254_ERROR_OUT_OF_MEMORY;
     }
     size_t formed = 0;
@@ -344,15 +344,24 @@ static int run_batch(const bn254_groth16_key *key, const uint8_t *proofs, const 
         if (!random_weights(memory.weights, formed)) {
             result = BN254_ERROR_RANDOMNESS;
         } else {
-            *combined = batch_check(key, &memory, formed);
-            if (!*combined && !combined_only) {
-                /* At least one proof is bad: find which, one by one. */
-                for (size_t k = 0; k < formed; k++) {
-                    size_t i = memory.well_formed[k];
-                    statuses[i] = verify_parsed(key, &memory.proofs[i]);
+            int holds = batch_check(key, &memory, formed);
+            if (holds < 0) {
+                result = holds;
+            } else {
+                *combined = holds;
+                if (!holds && !combined_only) {
+                    /* At least one proof is bad: find which, one by one. */
+                    for (size_t k = 0; k < formed; k++) {
+                        size_t i = memory.well_formed[k];
+                        statuses[i] = verify_parsed(key, &memory.proofs[i]);
+                    }
                 }
             }
         }
+    }
+    if (result < 0) {
+        /* No parsed-but-unchecked proof may be left looking valid. */
+        for (size_t k = 0; k < formed; k++) statuses[memory.well_formed[k]] = result;
     }
     batch_free(&memory);
     return result;

@@ -155,13 +155,11 @@ void fp12_set_one(fp12_t *out) {
     out->c0.c0.c0 = BN254_FP_ONE;
 }
 
-int fp12_equal(const fp12_t *a, const fp12_t *b) {
-    const fp2_t *x = &a->c0.c0, *y = &b->c0.c0;
-    for (int i = 0; i < 6; i++) {
-        if (!fp2_equal(&x[i], &y[i])) return 0;
-    }
-    return 1;
+static int fp6_equal(const fp6_t *a, const fp6_t *b) {
+    return fp2_equal(&a->c0, &b->c0) && fp2_equal(&a->c1, &b->c1) && fp2_equal(&a->c2, &b->c2);
 }
+
+int fp12_equal(const fp12_t *a, const fp12_t *b) { return fp6_equal(&a->c0, &b->c0) && fp6_equal(&a->c1, &b->c1); }
 
 int fp12_is_one(const fp12_t *a) {
     fp12_t one;

@@ -23,6 +23,10 @@ COMMAND_MODULES: dict[str, str] = {
     "zk": "crossclear.zk._cli",
     "devnet": "crossclear.devnet._cli",
     "node": "crossclear.node._cli",
+    "claim": "crossclear.rpc._cli",
+    "release": "crossclear.rpc._cli",
+    "status": "crossclear.rpc._cli",
+    "liquidator": "crossclear.node._liquidator_cli",
     "demo": "crossclear.demo._cli",
 }
 
@@ -60,7 +64,7 @@ def _wanted(registry: dict[str, str], name: str | None) -> list[str]:
     # seconds; when the command is known from argv, load only that one.
     if name in registry:
         return [registry[name]]
-    return list(registry.values())
+    return list(dict.fromkeys(registry.values()))  # a module may register several commands
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:

@@ -73,12 +73,14 @@ class RunningNode:
         return self.node
 
 
-async def wait_until(condition: Callable[[], bool], timeout_seconds: float, what: str) -> None:
-    """Poll a condition until it holds; fail with `what` after the deadline."""
+async def wait_until(
+    condition: Callable[[], bool], timeout_seconds: float, what: str, detail: Callable[[], object] = lambda: ""
+) -> None:
+    """Poll a condition until it holds; fail with `what` (and `detail()`) after the deadline."""
     deadline = time.monotonic() + timeout_seconds
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_seconds:.0f} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout_seconds:.0f} s waiting for {what} {detail()}")
         await asyncio.sleep(0.05)
 
 

@@ -7,7 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from crossclear.devnet.chain import DevChain
+# Before the suite is imported, so its plain asserts explain their failures like test code's.
+pytest.register_assert_rewrite("crossclear.chains.conformance")
+
+from crossclear.devnet.chain import DevChain  # noqa: E402
 
 # Distinct chain ids per module make a mix-up between modules' chains visible.
 _chain_ids = itertools.count(41001)

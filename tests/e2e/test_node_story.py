@@ -18,6 +18,7 @@ from crossclear.devnet.accounts import funded_accounts, node_keys
 from crossclear.devnet.anvil import Anvil
 from crossclear.devnet.deploy import connect, deploy_devnet, transact
 from crossclear.node.config import load_config
+from crossclear.node.liquidator import Liquidator
 from crossclear.node.topology import DeployedChain, allocate_ports, write_node_configs
 from crossclear.node.wiring import Node
 from crossclear.node.withdrawals import WithdrawalRequest, sign_request
@@ -49,15 +50,19 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float
 def test_deposit_claim_position_and_release(tmp_path: Path) -> None:
     with Anvil(chain_id=CHAIN_ID) as chain:
         keys = node_keys(4)
-        depositor, _ = funded_accounts(2)
-        deployment = deploy_devnet(chain.rpc_url, [k.address for k in keys], [depositor.address])
+        depositor, liquidator = funded_accounts(2)
+        deployment = deploy_devnet(chain.rpc_url, [k.address for k in keys], [depositor.address, liquidator.address])
         weth = next(t for t in deployment.tokens if t.symbol == "WETH")
         web3 = connect(chain.rpc_url)
-        paths = write_node_configs(tmp_path, [DeployedChain("devnet-a", CHAIN_ID, chain.rpc_url, deployment)], keys, EXAMPLES / "risk.json", DOMAIN, allocate_ports(4))
+        paths = write_node_configs(tmp_path, [DeployedChain("devnet-a", CHAIN_ID, chain.rpc_url, deployment)], keys, EXAMPLES / "risk.json", DOMAIN, allocate_ports(4), liquidation_recipient=liquidator.address)
 
-        def mine(blocks: int) -> None:
+        def mine_blocking(blocks: int) -> None:
             for _ in range(blocks):
                 web3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+        async def mine(blocks: int) -> None:
+            # Blocking chain calls stay off the event loop the in-process nodes run on.
+            await asyncio.to_thread(mine_blocking, blocks)
 
         async def story() -> None:
             nodes = [Node(load_config(path, environ={})) for path in paths]
@@ -70,9 +75,9 @@ def test_deposit_claim_position_and_release(tmp_path: Path) -> None:
                 # 1. Deposit 2 WETH; the vault computes the leaf and the new root.
                 secret = 0xC0FFEE1234
                 amount = 2 * 10**18
-                transact(web3, "MockERC20", weth.address, "approve", deployment.vault, amount, sender=depositor.address)
-                transact(web3, "CollateralVault", deployment.vault, "deposit", weth.address, amount, secret_hash(secret), sender=depositor.address)
-                mine(3)
+                await asyncio.to_thread(transact, web3, "MockERC20", weth.address, "approve", deployment.vault, amount, sender=depositor.address)
+                await asyncio.to_thread(transact, web3, "CollateralVault", deployment.vault, "deposit", weth.address, amount, secret_hash(secret), sender=depositor.address)
+                await mine(3)
                 claim_deposit = Deposit(secret, int(depositor.address, 16), int(weth.address, 16), amount, 0, CHAIN_ID, int(deployment.vault, 16))
                 tree = IncrementalMerkleTree()
                 tree.insert(claim_deposit.leaf)
@@ -99,9 +104,9 @@ def test_deposit_claim_position_and_release(tmp_path: Path) -> None:
                 replay = await claim_pb2_grpc.ClaimServiceStub(channels[3]).SubmitClaim(request, timeout=30)
                 assert replay.status == claim_pb2.CLAIM_STATUS_NULLIFIER_USED
 
-                # 3. A perpetual on the market is certified into every node's margin.
-                transact(web3, "Market", deployment.market, "openPerpetual", weth.address, -(10**18), 3000 * 10**18, sender=depositor.address)
-                mine(3)
+                # 3. A long 3 ETH perpetual on the market is certified into every node's margin.
+                await asyncio.to_thread(transact, web3, "Market", deployment.market, "openPerpetual", weth.address, 3 * 10**18, 3000 * 10**18, sender=depositor.address)
+                await mine(3)
 
                 async def position_everywhere() -> bool:
                     for channel in channels:
@@ -117,15 +122,44 @@ def test_deposit_claim_position_and_release(tmp_path: Path) -> None:
                 release = await withdrawal_pb2_grpc.WithdrawalServiceStub(channels[1]).RequestRelease(
                     withdrawal_pb2.ReleaseRequest(
                         account=account, claim_nullifier=str(claim.nullifier), amount=str(ask.amount), recipient=depositor.address,
-                        release_id=ask.release_id, owner_signature=sign_request(ask, DOMAIN, depositor.private_key),
+                        nonce=ask.nonce, owner_signature=sign_request(ask, DOMAIN, depositor.private_key),
                     ),
                     timeout=30,
                 )
                 assert len(release.signatures) >= 3
                 token = web3.eth.contract(address=Web3.to_checksum_address(weth.address), abi=[{"name": "balanceOf", "type": "function", "stateMutability": "view", "inputs": [{"name": "a", "type": "address"}], "outputs": [{"name": "", "type": "uint256"}]}])
-                before = token.functions.balanceOf(depositor.address).call()
-                transact(web3, "CollateralVault", deployment.vault, "release", bytes(release.release_id), release.account, release.token, int(release.amount), release.recipient, list(release.signatures), sender=depositor.address)
-                assert token.functions.balanceOf(depositor.address).call() == before + 2 * 10**17
+                before = await asyncio.to_thread(token.functions.balanceOf(depositor.address).call)
+                await asyncio.to_thread(transact, web3, "CollateralVault", deployment.vault, "release", bytes(release.release_id), release.account, release.token, int(release.amount), release.recipient, list(release.signatures), sender=depositor.address)
+                assert await asyncio.to_thread(token.functions.balanceOf(depositor.address).call) == before + 2 * 10**17
+
+                # 5. ETH halves: long ETH against WETH collateral is under water on every node;
+                #    the nodes sign seizes, the liquidator submits one with a quorum, the vault pays.
+                await asyncio.to_thread(transact, web3, "PriceFeed", weth.price_feed, "setAnswer", 1500 * 10**8)
+                await mine(3)
+
+                async def liquidatable_everywhere() -> bool:
+                    for channel in channels:
+                        margin = await margin_pb2_grpc.MarginServiceStub(channel).GetMargin(margin_pb2.GetMarginRequest(account=account), timeout=5)
+                        if not margin.liquidatable:
+                            return False
+                    return True
+
+                await eventually(liquidatable_everywhere, 60, "the account liquidatable on every node")
+                seizer = Liquidator([f"127.0.0.1:{port}" for port in ports], [k.address for k in keys], {CHAIN_ID: chain.rpc_url}, liquidator.private_key)
+                seized = await seizer.run_once()
+                assert len(seized) == 1 and len(seized[0].signers) == 4
+                assert await asyncio.to_thread(token.functions.balanceOf(liquidator.address).call) == 1_000 * 10**18 + 13 * 10**17
+                await mine(3)
+
+                async def collateral_gone_everywhere() -> bool:
+                    for channel in channels:
+                        margin = await margin_pb2_grpc.MarginServiceStub(channel).GetMargin(margin_pb2.GetMarginRequest(account=account), timeout=5)
+                        if margin.collateral:
+                            return False
+                    return True
+
+                await eventually(collateral_gone_everywhere, 60, "the certified seize debited on every node")
+                assert await seizer.run_once() == []
                 for channel in channels:
                     await channel.close()
             finally:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from py_ecc import optimized_bn128 as curve
+from py_ecc.optimized_bn128 import optimized_curve as curve
 from py_ecc.fields import optimized_bn128_FQ as FQ
 from py_ecc.fields import optimized_bn128_FQ2 as FQ2
 from py_ecc.fields import optimized_bn128_FQ12 as FQ12

@@ -8,7 +8,7 @@ from types import ModuleType
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from py_ecc import optimized_bn128 as curve
+from py_ecc.optimized_bn128 import optimized_curve as curve
 
 from .examples import examples
 from .reference import (
@@ -106,10 +106,11 @@ def in_subgroup(native: ModuleType, encoded: bytes, op: int | None = None) -> bo
     out = native.ffi.new("uint8_t[128]")
     op = native.lib.BN254_OP_IN_SUBGROUP if op is None else op
     assert native.lib.bn254_op_g2(op, out, encoded, bytes(128), bytes(32)) == 1
-    return out[0] == 1
+    return bool(out[0] == 1)
 
 
-def both_subgroup_checks(native: ModuleType, point: G2Affine) -> tuple[bool, bool]:
+def both_subgroup_checks(native: ModuleType, point: G2Affine | None) -> tuple[bool, bool]:
+    assert point is not None
     encoded = g2_bytes(point)
     return in_subgroup(native, encoded), in_subgroup(native, encoded, native.lib.BN254_OP_IN_SUBGROUP_BY_ORDER)
 

@@ -109,3 +109,12 @@ def test_garbage_is_malformed(tmp_path: Path) -> None:
     rejected(processor(tmp_path), {"pi_a": "nope"}, ["1"], RejectReason.MALFORMED, "")
     proof, public = fixture(4)
     rejected(processor(tmp_path), proof, public[:-1], RejectReason.MALFORMED, "")
+
+
+def test_zero_amount_claim_is_refused_before_anything_is_stored(tmp_path: Path) -> None:
+    proof, public = fixture(5)
+    zero = list(public)
+    zero[5] = "0"
+    node = processor(tmp_path)
+    rejected(node, proof, zero, RejectReason.MALFORMED, "claimed amount is 0")
+    assert node._ledger.all() == []

@@ -28,7 +28,7 @@ class FakeClock:
 def make_state(clock: FakeClock | None = None, heartbeat: float = 3600.0) -> ClearingState:
     inputs = parse_inputs(json.loads((EXAMPLES / "risk.json").read_text()), {"accounts": []})
     names = (*inputs.market.underlying_names, *inputs.market.asset_names)
-    return ClearingState(inputs.params, inputs.market, {name: heartbeat for name in names}, clock=clock)
+    return ClearingState(inputs.params, inputs.market, {name: heartbeat for name in names}, clock=clock, starting_prices_fresh=True)
 
 
 def test_hedged_pair_matches_the_worked_example() -> None:
@@ -76,6 +76,18 @@ def test_stale_prices_are_reported() -> None:
     margin = state.margin(ALICE)
     assert not margin.prices_fresh
     assert "ETH" not in margin.stale_feeds and "USDC" in margin.stale_feeds
+
+
+def test_starting_prices_are_stale_until_a_feed_answers() -> None:
+    inputs = parse_inputs(json.loads((EXAMPLES / "risk.json").read_text()), {"accounts": []})
+    names = (*inputs.market.underlying_names, *inputs.market.asset_names)
+    clock = FakeClock()
+    state = ClearingState(inputs.params, inputs.market, {name: 60.0 for name in names}, clock=clock)
+    state.credit_collateral(ALICE, CHAIN_A, "USDC", 10.0)
+    assert set(state.margin(ALICE).stale_feeds) == set(names)
+    for name in names:
+        state.set_price(name, 1.0, clock.now)
+    assert state.margin(ALICE).prices_fresh
 
 
 def test_option_expiry_is_priced_as_time_to_expiry() -> None:

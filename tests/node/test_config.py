@@ -59,6 +59,22 @@ ids = {{ devnet-a = "{TOKEN}" }}
 chain = "devnet-a"
 address = "{TOKEN}"
 heartbeat_seconds = 30
+
+[feeds.BTC]
+chain = "devnet-a"
+address = "{TOKEN}"
+
+[feeds.USDC]
+chain = "devnet-a"
+address = "{TOKEN}"
+
+[feeds.WETH]
+chain = "devnet-a"
+address = "{TOKEN}"
+
+[feeds.WBTC]
+chain = "devnet-a"
+address = "{TOKEN}"
 """
 
 
@@ -112,6 +128,7 @@ def test_environment_overrides(tmp_path: Path) -> None:
         (lambda t: t.replace('chain = "devnet-a"', 'chain = "nowhere"'), "feeds.ETH.chain: 'nowhere' is not defined"),
         (lambda t: t.replace("heartbeat_seconds = 30", "heartbeat_seconds = -3"), "feeds.ETH.heartbeat_seconds: must be a positive number"),
         (lambda t: t.replace("[node]", "[node"), "not valid TOML"),
+        (lambda t: t.replace("[feeds.WBTC]", "[feeds.XYZ]"), "[feeds.WBTC] is missing: every underlying and asset"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -123,6 +140,8 @@ def test_bad_key_file_and_bad_environment(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="node.key_file: .* does not hold a 32-byte hex secp256k1 key"):
         load_config(write(tmp_path, key="zz"), environ={})
     with pytest.raises(ConfigError, match="expected CROSSCLEAR_SECTION__KEY"):
-        load_config(write(tmp_path), environ={"CROSSCLEAR_RPC_LISTEN": "x"})
+        load_config(write(tmp_path), environ={"CROSSCLEAR_RPC__": "x"})
+    # Other CROSSCLEAR_* variables (devnet state folder, tool paths) are not node settings.
+    assert load_config(write(tmp_path), environ={"CROSSCLEAR_DEVNET_STATE": "/tmp/x"}).name == "node-0"
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.toml", environ={})

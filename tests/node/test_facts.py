@@ -35,10 +35,11 @@ def block_events() -> list:
     ]
 
 
-def facts_store(tmp_path: Path, reserved: set[bytes] | None = None) -> tuple[CertifiedFacts, list[str]]:
+def facts_store(tmp_path: Path, reserved: set[tuple[bytes, int]] | None = None) -> tuple[CertifiedFacts, list[str]]:
     seized: list[str] = []
     state = make_state()
-    return CertifiedFacts(tmp_path / "node.sqlite", state, [NAMES], lambda rid: rid in (reserved or set()), seized.append), seized
+    held = reserved or set()
+    return CertifiedFacts(tmp_path / "node.sqlite", state, [NAMES], lambda rid, account, token, amount: (rid, amount) in held, seized.append), seized
 
 
 def test_encoding_round_trips_and_facts_cover_the_block() -> None:
@@ -98,16 +99,19 @@ def test_uncertified_events_never_apply_and_replay_restores(tmp_path: Path) -> N
 
 
 def test_release_and_seize_debit_once(tmp_path: Path) -> None:
-    facts, seized = facts_store(tmp_path, reserved={b"\x01" * 32})
+    # This node reserved release 1 for 10 USDC, and (a decoy) release 4 for 1 unit only.
+    facts, seized = facts_store(tmp_path, reserved={(b"\x01" * 32, 10 * 10**6), (b"\x04" * 32, 1)})
     facts._state.credit_collateral(ALICE, CHAIN, "USDC", 100.0)
     events = [
         Released(**base(VAULT, 0, 11), order_id=b"\x01" * 32, account=ALICE, asset=USDC, amount=10 * 10**6, recipient=ALICE),
         Released(**base(VAULT, 1, 11), order_id=b"\x02" * 32, account=ALICE, asset=USDC, amount=20 * 10**6, recipient=ALICE),
         Seized(**base(VAULT, 2, 11), order_id=b"\x03" * 32, account=ALICE, asset=USDC, amount=30 * 10**6, recipient=VAULT),
+        Released(**base(VAULT, 3, 11), order_id=b"\x04" * 32, account=ALICE, asset=USDC, amount=15 * 10**6, recipient=ALICE),
     ]
     (fact, encoded), = facts_for_block(CHAIN, 11, BLOCK_HASH, VAULT, events)
     facts.observed(fact, encoded)
     facts.certified(fact)
-    # Release 1 was reserved when this node signed it; release 2 (signed by others) and the seize debit now.
-    assert facts._state.margin(ALICE).collateral[0].amount == pytest.approx(50.0)
+    # Release 1 was reserved when this node signed it; release 2 (signed by others), the seize
+    # and release 4 (paid for more than the order this node reserved under that id) debit now.
+    assert facts._state.margin(ALICE).collateral[0].amount == pytest.approx(35.0)
     assert seized == [ALICE]

@@ -53,9 +53,13 @@ def test_owner_gets_a_node_signature_and_the_amount_is_reserved(tmp_path: Path) 
     assert recover_signer(domain, order, signature) == Account.from_key(NODE_KEY).address
     assert (domain.chain_id, int(domain.vault, 16), int(order.token, 16), order.amount) == (CHAIN, VAULT, ASSET, 2 * 10**17)
     assert held(desk) == pytest.approx(0.3)
-    # The same release id is never signed twice, and the claim cannot be over-released.
-    with pytest.raises(WithdrawalRefused, match="already signed"):
-        desk.sign_release(ask, sign_request(ask, DOMAIN, OWNER_KEY))
+    # Asking again for the same order returns the same signature and reserves nothing more.
+    again = desk.sign_release(ask, sign_request(ask, DOMAIN, OWNER_KEY))
+    assert again == (domain, order, signature)
+    assert held(desk) == pytest.approx(0.3)
+    # The id is derived from the whole order: a different amount is a different release.
+    assert desk.is_reserved(order.release_id, order.account, order.token, order.amount)
+    assert not desk.is_reserved(order.release_id, order.account, order.token, 1)
     too_much = request(nullifier, 0.4, release=2)
     with pytest.raises(WithdrawalRefused, match="claim holds 0.3 WETH not yet released"):
         desk.sign_release(too_much, sign_request(too_much, DOMAIN, OWNER_KEY))
@@ -113,7 +117,9 @@ def test_unknown_claim_and_bad_shapes(tmp_path: Path) -> None:
     desk, nullifier = setup(tmp_path)
     other = request(nullifier + 1, 0.1)
     refused(desk, other, sign_request(other, DOMAIN, OWNER_KEY), "has no credited claim")
-    bad_id = WithdrawalRequest(OWNER, nullifier, 10, OWNER, b"short")
-    refused(desk, bad_id, b"", "release id must be 32 bytes")
+    bad_nonce = WithdrawalRequest(OWNER, nullifier, 10, OWNER, b"short")
+    refused(desk, bad_nonce, b"", "nonce must be 32 bytes")
+    to_nobody = WithdrawalRequest(OWNER, nullifier, 10, "0x" + "00" * 20, b"\x01" * 32)
+    refused(desk, to_nobody, b"", "recipient must not be the zero address")
     zero = request(nullifier, 0.0)
     refused(desk, zero, b"", "amount must be a positive integer")

@@ -71,7 +71,7 @@ def release_request(nullifier: int, amount: int, release: int) -> withdrawal_pb2
     ask = WithdrawalRequest(OWNER, nullifier, amount, OWNER, release.to_bytes(32, "big"))
     return withdrawal_pb2.ReleaseRequest(
         account=OWNER, claim_nullifier=str(nullifier), amount=str(amount), recipient=OWNER,
-        release_id=ask.release_id, owner_signature=sign_request(ask, DOMAIN, OWNER_KEY),
+        nonce=ask.nonce, owner_signature=sign_request(ask, DOMAIN, OWNER_KEY),
     )
 
 
@@ -144,5 +144,40 @@ def test_every_honest_node_refuses_a_release_below_initial_margin(tmp_path: Path
                     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
                     assert "below initial margin" in error.value.details()
                 assert sum(line.amount for line in node.state.margin(OWNER).collateral) == pytest.approx(0.5)
+
+    asyncio.run(main())
+
+
+def test_a_peer_signature_the_vault_would_reject_never_reaches_the_release(tmp_path: Path) -> None:
+    from crossclear.rpc._withdrawals import vault_accepts_encoding
+
+    class MalleatingPeer(withdrawal_pb2_grpc.WithdrawalServiceServicer):
+        """A Byzantine node: signs honestly, then re-encodes v as 0/1, which eth-account
+        still recovers but the vault's ecrecover check refuses."""
+
+        def __init__(self, desk: WithdrawalDesk) -> None:
+            self.desk = desk
+
+        async def SignRelease(self, request, context):  # type: ignore[no-untyped-def]
+            from crossclear.rpc._withdrawals import request_from_proto
+
+            domain, order, signature = self.desk.sign_release(request_from_proto(request), bytes(request.owner_signature))
+            return withdrawal_pb2.ReleaseSignature(signer="byzantine", signature=signature[:64] + bytes([signature[64] - 27]))
+
+    async def main() -> None:
+        async with AsyncExitStack() as stack:
+            nodes = await network(tmp_path, 3, stack)
+            for node in nodes:
+                assert node.claims.submit(*fixture(0)).accepted
+            byzantine = grpc.aio.server()
+            withdrawal_pb2_grpc.add_WithdrawalServiceServicer_to_server(MalleatingPeer(nodes[3].desk), byzantine)
+            byzantine.add_insecure_port(f"127.0.0.1:{nodes[3].port}")
+            await byzantine.start()
+            stack.push_async_callback(byzantine.stop, 0)
+            nullifier = nodes[0].claims._ledger.all()[0].nullifier
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{nodes[0].port}") as channel:
+                release = await withdrawal_pb2_grpc.WithdrawalServiceStub(channel).RequestRelease(release_request(nullifier, 10**17, 3), timeout=10)
+            assert len(release.signatures) == 3
+            assert all(vault_accepts_encoding(bytes(signature)) for signature in release.signatures)
 
     asyncio.run(main())

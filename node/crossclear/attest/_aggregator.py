@@ -90,31 +90,30 @@ def ingest(
             if verified.signer not in node_set:
                 raise ValueError(f"signer 0x{verified.signer.hex()} is not in the node set; verify before ingesting")
             row = stored_observation(verified.observation)
-            held = store.signature_at_slot(verified.signer, row.kind, row.chain_id, row.emitter, row.block_number)
-            if held is not None:
-                if held.digest == verified.digest:
+            # The common case (a new signature) costs three statements: insert the observation
+            # and the signature, count. Only a refused insert (same signer, same slot) looks
+            # further, to tell a duplicate from an equivocation.
+            store.insert_observation(verified.digest, row, now_ms)
+            stored = StoredSignature(verified.digest, verified.signer, verified.signature)
+            if not store.insert_signature(stored, row, now_ms):
+                held = store.signature_at_slot(verified.signer, row.kind, row.chain_id, row.emitter, row.block_number)
+                if held is None or held.digest == verified.digest:
                     duplicates += 1
                 elif _record_equivocation(store, held, verified, row, now_ms):
                     equivocations += 1
                 continue
-            store.insert_observation(verified.digest, row, now_ms)
-            store.insert_signature(StoredSignature(verified.digest, verified.signer, verified.signature), row, now_ms)
             counted += 1
-            if store.has_certificate(verified.digest):
+            if store.signature_count(verified.digest) < node_set.quorum or store.has_certificate(verified.digest):
                 continue
-            held_signatures = store.signatures_for(verified.digest)
-            if len(held_signatures) >= node_set.quorum:
-                certificate = Certificate(
-                    verified.observation, verified.digest, tuple(held.signature for held in held_signatures)
-                )
-                store.insert_certificate(
-                    verified.digest,
-                    row.chain_id,
-                    row.block_number,
-                    certificate.to_proto().SerializeToString(),
-                    now_ms,
-                )
-                certificates.append(certificate)
+            certificate = Certificate(
+                verified.observation,
+                verified.digest,
+                tuple(held.signature for held in store.signatures_for(verified.digest)),
+            )
+            store.insert_certificate(
+                verified.digest, row.chain_id, row.block_number, certificate.to_proto().SerializeToString(), now_ms
+            )
+            certificates.append(certificate)
     return IngestReport(tuple(certificates), counted, duplicates, equivocations)
 
 

@@ -26,7 +26,11 @@ from crossclear.devnet.manifest import (
     remove_manifest,
     write_manifest,
 )
-from crossclear.devnet.runner import MAX_CHAINS, start_devnet
+from crossclear.devnet.accounts import funded_accounts, node_keys
+from crossclear.devnet.nodes import DEVNET_CLEARINGHOUSE_DOMAIN, deployed_chains, kill_from_manifest, start_nodes
+from crossclear.devnet.runner import DEVNET_NODE_SET_SIZE, MAX_CHAINS, start_devnet
+
+MAX_NODES = 16
 
 _DOWN_TIMEOUT_SECONDS = 20.0
 
@@ -37,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     up = commands.add_parser("up", help="start the chains and deploy the contracts (foreground; Ctrl-C stops)")
     up.add_argument("--chains", type=int, default=3, help="number of chains (default 3)")
-    up.add_argument("--nodes", type=int, default=0, help="number of nodes; only 0 is available yet (default 0)")
+    up.add_argument("--nodes", type=int, default=4, help="number of nodes, each its own process (default 4; 0 runs chains only)")
     up.add_argument("--block-time", type=int, default=1, help="whole seconds between blocks (default 1)")
     _state_dir_argument(up)
     up.set_defaults(handler=_up)
@@ -76,10 +80,8 @@ def _raise_stop(signal_number: int, frame: FrameType | None) -> None:
 def _up(args: argparse.Namespace) -> int:
     if not 1 <= args.chains <= MAX_CHAINS:
         raise UsageError(f"--chains {args.chains}: choose between 1 and {MAX_CHAINS}")
-    if args.nodes != 0:
-        raise UsageError(
-            f"--nodes {args.nodes}: starting nodes is not available yet (it arrives with the node issue); use --nodes 0"
-        )
+    if not 0 <= args.nodes <= MAX_NODES:
+        raise UsageError(f"--nodes {args.nodes}: choose between 0 and {MAX_NODES}")
     if args.block_time <= 0:
         raise UsageError(f"--block-time {args.block_time}: must be a positive whole number of seconds")
     state_dir = _state_dir(args)
@@ -94,13 +96,22 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     previous = {number: signal.signal(number, _raise_stop) for number in (signal.SIGTERM, signal.SIGHUP)}
     running = None
+    nodes = None
     try:
         remove_manifest(state_dir)
         began = time.monotonic()
-        print(f"crossclear devnet: starting {args.chains} chain(s), block time {args.block_time} s", flush=True)
-        running = start_devnet(args.chains, state_dir, block_time=args.block_time, progress=_progress)
+        print(f"crossclear devnet: starting {args.chains} chain(s), block time {args.block_time} s, {args.nodes} node(s)", flush=True)
+        running = start_devnet(
+            args.chains, state_dir, block_time=args.block_time, progress=_progress, node_set_size=args.nodes or DEVNET_NODE_SET_SIZE
+        )
+        extra: dict[str, Any] = {"nodes": [], "liquidator": None}
+        if args.nodes:
+            keys = node_keys(args.nodes)
+            liquidator = funded_accounts()[9]
+            nodes = start_nodes(deployed_chains(running.chains), keys, liquidator, state_dir, progress=_progress)
+            extra = nodes.manifest() | {"clearinghouse_domain": DEVNET_CLEARINGHOUSE_DOMAIN}
         elapsed = time.monotonic() - began
-        manifest = running.manifest | {"pid": os.getpid(), "started_at": time.time(), "startup_seconds": round(elapsed, 2)}
+        manifest = running.manifest | extra | {"pid": os.getpid(), "started_at": time.time(), "startup_seconds": round(elapsed, 2)}
         path = write_manifest(state_dir, manifest)
         print(f"crossclear devnet: up in {elapsed:.1f} s; manifest {path}", flush=True)
         print(_table(manifest), flush=True)
@@ -120,6 +131,8 @@ def _up(args: argparse.Namespace) -> int:
         # Signals during cleanup must not interrupt it half way.
         for number in previous:
             signal.signal(number, signal.SIG_IGN)
+        if nodes is not None:
+            nodes.stop()
         if running is not None:
             running.stop()
         remove_manifest(state_dir)
@@ -175,6 +188,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _kill_chains(manifest: dict[str, Any]) -> None:
+    kill_from_manifest(manifest)
     for chain in manifest.get("chains", []):
         pid = chain.get("pid")
         if isinstance(pid, int):
@@ -221,4 +235,30 @@ def _table(manifest: dict[str, Any], with_heads: bool = False) -> str:
         f"node set: {len(node_set.get('signers', []))} signers, threshold {node_set.get('threshold')}; "
         f"{len(manifest.get('accounts', []))} funded accounts; nodes running: {len(manifest.get('nodes', []))}"
     )
+    if manifest.get("nodes"):
+        node_rows = [("node", "signer", "grpc", "p2p", "metrics", "process")]
+        for node in manifest["nodes"]:
+            node_rows.append((node["name"], node["address"], node["rpc"], node["p2p"], node["metrics"], _process_state(node.get("pid"))))
+        node_widths = [max(len(row[i]) for row in node_rows) for i in range(len(node_rows[0]))]
+        lines.append("")
+        for index, row in enumerate(node_rows):
+            lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, node_widths)).rstrip())
+            if index == 0:
+                lines.append("  ".join("-" * width for width in node_widths))
+        liquidator = manifest.get("liquidator") or {}
+        lines.append("")
+        lines.append(f"liquidator: pays seized collateral to {liquidator.get('recipient')} ({_process_state(liquidator.get('pid'))})")
+        lines.append(f"clearinghouse domain {manifest.get('clearinghouse_domain')}; try `crossclear demo` in another terminal")
     return "\n".join(lines)
+
+
+def _process_state(pid: object) -> str:
+    if not isinstance(pid, int):
+        return "-"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f"pid {pid} exited"
+    except PermissionError:
+        pass
+    return f"pid {pid}"

@@ -110,7 +110,6 @@ class Anvil:
         self.mnemonic = mnemonic
         self.state_path = state_path
         self.extra_args = extra_args
-        self._requested_port = port
         self._port: int | None = port
         self._log_path = log_path
         self._owned_log_dir: tempfile.TemporaryDirectory[str] | None = None
@@ -167,11 +166,12 @@ class Anvil:
         if not binary.exists():
             raise AnvilError(f"anvil not found at {binary}: run `make setup` (npm ci) first")
         # A port picked by the OS can be taken between picking and binding; retry with a new
-        # one only when the caller did not ask for a specific port.
-        attempts = 1 if self._requested_port is not None else 3
+        # one only on a first start without a requested port (a restart keeps its port).
+        fixed_port = self._port is not None
+        attempts = 1 if fixed_port else 3
         last_error: AnvilError | None = None
         for _ in range(attempts):
-            if self._port is None or (self._requested_port is None and last_error is not None):
+            if not fixed_port:
                 self._port = free_tcp_port()
             try:
                 self._launch(binary)

@@ -68,11 +68,12 @@ def start_devnet(
     *,
     block_time: int = 1,
     progress: Callable[[str], None] = print,
+    node_set_size: int = DEVNET_NODE_SET_SIZE,
 ) -> RunningDevnet:
     """Start `chain_count` chains, deploy, switch to `block_time` blocks; stops all on any failure."""
     plans = plan_chains(chain_count)
     accounts = funded_accounts()
-    nodes = node_keys(DEVNET_NODE_SET_SIZE)
+    nodes = node_keys(node_set_size)
     for plan in plans:
         (state_dir / f"{plan.network}.log").unlink(missing_ok=True)  # a fresh log per run
     anvils = {plan.network: Anvil(plan.chain_id, log_path=state_dir / f"{plan.network}.log") for plan in plans}

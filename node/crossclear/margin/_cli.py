@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from crossclear._errors import UsageError
 from crossclear.margin._json import load_inputs, result_to_json
 from crossclear.margin._kernel_api import compute_margin
 from crossclear.margin._model import Mode
@@ -17,25 +18,55 @@ from crossclear.margin._model import Mode
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "margin",
-        help="compute isolated, cross and portfolio margin for accounts under a risk file",
+        help="compute margin from files, or ask a running node (margin get ACCOUNT --node ...)",
         description="Compute margin for every account in ACCOUNTS under the RISK file "
-        "(methodology: docs/margin-methodology.md).",
+        "(methodology: docs/margin-methodology.md), or with `get ACCOUNT --node HOST:PORT` ask a "
+        "running node for an account's margin (`stream` follows it as it changes).",
     )
-    parser.add_argument("--risk", required=True, type=Path, metavar="RISK.json", help="prices, vols, haircut inputs, parameters")
-    parser.add_argument("--accounts", required=True, type=Path, metavar="ACCOUNTS.json", help="collateral and positions per account")
-    parser.add_argument("--format", choices=("json", "table"), default="json", help="json for programs (default), table for people")
+    parser.add_argument("action", nargs="?", choices=("get", "stream"), help="ask a node instead of computing from files")
+    parser.add_argument("account", nargs="?", help="account address, for get and stream")
+    parser.add_argument("--node", default="127.0.0.1:50051", metavar="HOST:PORT", help="node to ask (default 127.0.0.1:50051)")
+    parser.add_argument("--risk", type=Path, metavar="RISK.json", help="prices, vols, haircut inputs, parameters")
+    parser.add_argument("--accounts", type=Path, metavar="ACCOUNTS.json", help="collateral and positions per account")
+    parser.add_argument("--format", choices=("json", "table"), default=None, help="json for programs, table for people")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action is not None:
+        return _ask_node(args)
+    if args.risk is None or args.accounts is None:
+        raise UsageError("margin needs --risk RISK.json and --accounts ACCOUNTS.json (or `margin get ACCOUNT --node HOST:PORT`)")
     inputs = load_inputs(args.risk, args.accounts)
     result = compute_margin(inputs.params, inputs.market, inputs.instruments, inputs.book)
     document = result_to_json(inputs.account_ids, result)
-    if args.format == "json":
+    if args.format in (None, "json"):
         json.dump(document, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(format_table(document["accounts"]))
+    return 0
+
+
+def _ask_node(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from google.protobuf.json_format import MessageToDict
+
+    from crossclear.rpc.client import format_margin, get_margin
+
+    if not args.account and args.action == "get":
+        raise UsageError("margin get needs an ACCOUNT")
+    if args.action == "get":
+        margin = asyncio.run(get_margin(args.node, args.account))
+        if args.format == "json":
+            print(json.dumps(MessageToDict(margin, preserving_proto_field_name=True), indent=2))
+        else:
+            sys.stdout.write(format_margin(margin))
+        return 0
+    from crossclear.rpc.client import stream_margin
+
+    asyncio.run(stream_margin(args.node, args.account or "", lambda m: sys.stdout.write(format_margin(m) + "\n")))
     return 0
 
 

@@ -37,7 +37,6 @@ class JsonLogFormatter(logging.Formatter):
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("node", help="run a clearinghouse node", description="Run one crossclear node (configuration: docs/node-config.md).")
     parser.add_argument("--config", required=True, type=Path, metavar="NODE.toml", help="the node's configuration file")
-    parser.add_argument("--liquidator", default=None, help="address seized collateral is paid to (default: the node's own address)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     parser.set_defaults(handler=run)
 
@@ -52,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, handlers=[handler])
 
     async def main() -> None:
-        node = Node(config, liquidator=args.liquidator)
+        node = Node(config)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGINT, signal.SIGTERM):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from crossclear.node.clearing import ClearingState
+from crossclear.node.clearing import ClearingError, ClearingState
 from crossclear.zk import ClaimPublicSignals, MalformedProof, Proof, VerificationKey, check_well_formed, get_backend
 from crossclear.zk import parse_proof, parse_public_signals
 from crossclear.zk.backends import Groth16Backend
@@ -90,6 +90,8 @@ class ClaimRecord:
     asset: str
     amount: float
     accepted_at: float
+    amount_units: int
+    """The claimed amount in the token's smallest unit, exactly (from the public signals)."""
 
 
 _SCHEMA = """
@@ -142,21 +144,22 @@ class ClaimLedger:
             row = self._connection.execute("SELECT 1 FROM claims WHERE nullifier = ?", (str(nullifier),)).fetchone()
             return row is not None
 
+    _COLUMNS = "nullifier, account, chain_id, asset, amount, accepted_at, public_signals"
+
+    @staticmethod
+    def _record(row: Any) -> ClaimRecord:
+        claimed_units = int(json.loads(row[6])[5])  # the claimed amount, in circuit order
+        return ClaimRecord(int(row[0]), row[1], int(row[2]), row[3], float(row[4]), float(row[5]), claimed_units)
+
     def get(self, nullifier: int) -> ClaimRecord | None:
         with self._lock:
-            row = self._connection.execute(
-                "SELECT nullifier, account, chain_id, asset, amount, accepted_at FROM claims WHERE nullifier = ?", (str(nullifier),)
-            ).fetchone()
-        if row is None:
-            return None
-        return ClaimRecord(int(row[0]), row[1], int(row[2]), row[3], float(row[4]), float(row[5]))
+            row = self._connection.execute(f"SELECT {self._COLUMNS} FROM claims WHERE nullifier = ?", (str(nullifier),)).fetchone()
+        return None if row is None else self._record(row)
 
     def all(self) -> list[ClaimRecord]:
         with self._lock:
-            rows = self._connection.execute(
-                "SELECT nullifier, account, chain_id, asset, amount, accepted_at FROM claims ORDER BY accepted_at"
-            ).fetchall()
-        return [ClaimRecord(int(r[0]), r[1], int(r[2]), r[3], float(r[4]), float(r[5])) for r in rows]
+            rows = self._connection.execute(f"SELECT {self._COLUMNS} FROM claims ORDER BY accepted_at").fetchall()
+        return [self._record(row) for row in rows]
 
     def close(self) -> None:
         self._connection.close()
@@ -184,12 +187,18 @@ class ClaimProcessor:
         self._state = state
         self._backend = backend or get_backend()
         self._lock = threading.Lock()
+        self.alarms: list[str] = []
 
     def restore(self) -> int:
-        """Credit every stored claim into a fresh clearing state (at start-up); returns the count."""
+        """Credit every stored claim into a fresh clearing state (at start-up); returns the count.
+
+        A stored claim the state refuses is reported in `alarms`; it never stops a start."""
         records = self._ledger.all()
         for record in records:
-            self._state.credit_collateral(record.account, record.chain_id, record.asset, record.amount)
+            try:
+                self._state.credit_collateral(record.account, record.chain_id, record.asset, record.amount)
+            except ClearingError as error:
+                self.alarms.append(f"claim {record.nullifier} not restored: {error}")
         return len(records)
 
     def submit(self, proof_document: Any, public_document: Any) -> ClaimOutcome:
@@ -201,6 +210,8 @@ class ClaimProcessor:
             claim = ClaimPublicSignals.from_signals(signals)
         except MalformedProof as error:
             return ClaimOutcome(False, RejectReason.MALFORMED, str(error))
+        if claim.claimed_amount == 0:
+            return ClaimOutcome(False, RejectReason.MALFORMED, "claimed amount is 0: nothing to credit", claim)
         if claim.domain != self._domain:
             return ClaimOutcome(False, RejectReason.WRONG_DOMAIN, f"proof is bound to domain {claim.domain}, this clearinghouse is {self._domain}", claim)
         token = self._tokens.get((claim.source_chain_id, claim.vault, claim.asset))

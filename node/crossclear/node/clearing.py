@@ -135,18 +135,29 @@ def normalise_account(account: str) -> str:
 class ClearingState:
     """Accounts and their margin, safe to read and update from several threads."""
 
-    def __init__(self, params: MarginParams, market: Market, heartbeats: Mapping[str, float], clock: Clock | None = None) -> None:
-        """`market` carries vols, scan ranges and haircut inputs and the starting prices;
-        `heartbeats` maps every underlying and asset name to its feed's heartbeat in seconds."""
+    def __init__(
+        self,
+        params: MarginParams,
+        market: Market,
+        heartbeats: Mapping[str, float],
+        clock: Clock | None = None,
+        starting_prices_fresh: bool = False,
+    ) -> None:
+        """`market` carries vols, scan ranges, haircut inputs and starting prices; `heartbeats`
+        maps every underlying and asset name to its feed's heartbeat in seconds.
+
+        Starting prices come from a file, not a feed: they count as stale (margin not fresh,
+        releases and liquidations held back) until a certified feed answer replaces them,
+        unless `starting_prices_fresh` says the caller vouches for them (tests, simulations)."""
         self._params = params
         self._market = market
         self._clock = clock or time.time
-        now = self._clock()
+        stamped = self._clock() if starting_prices_fresh else -math.inf
         self._feeds: dict[str, FeedPrice] = {}
         for name, price in zip(market.underlying_names, market.underlying_price):
-            self._feeds[name] = FeedPrice(float(price), now, float(heartbeats.get(name, math.inf)))
+            self._feeds[name] = FeedPrice(float(price), stamped, float(heartbeats.get(name, math.inf)))
         for name, price in zip(market.asset_names, market.asset_price):
-            self._feeds[name] = FeedPrice(float(price), now, float(heartbeats.get(name, math.inf)))
+            self._feeds[name] = FeedPrice(float(price), stamped, float(heartbeats.get(name, math.inf)))
         self._underlying_index = {name: i for i, name in enumerate(market.underlying_names)}
         self._asset_index = {name: i for i, name in enumerate(market.asset_names)}
         self._accounts: dict[str, _Account] = {}

@@ -11,6 +11,7 @@ a TOML value when it parses as one (numbers, booleans, arrays), and as a string 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tomllib
@@ -113,6 +114,8 @@ class NodeConfig:
     """Underlying name to (chain name to the address Market contracts use for it)."""
     feeds: Mapping[str, Feed]
     """Price feeds by underlying or asset name."""
+    liquidation_recipient: str | None = None
+    """Where seized collateral goes; the same on every node (None: this node signs no seizes)."""
 
     @property
     def address(self) -> str:
@@ -127,7 +130,9 @@ class NodeConfig:
 
 def _apply_environment(document: dict[str, Any], environ: Mapping[str, str]) -> None:
     for variable, raw in sorted(environ.items()):
-        if not variable.startswith(ENVIRONMENT_PREFIX):
+        # Only SECTION__KEY names are overrides; other CROSSCLEAR_* variables (the devnet's
+        # state folder, tool paths) are not node settings.
+        if not variable.startswith(ENVIRONMENT_PREFIX) or "__" not in variable:
             continue
         path = [part.lower() for part in variable[len(ENVIRONMENT_PREFIX) :].split("__")]
         if len(path) < 2 or not all(path):
@@ -240,7 +245,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
         raise ConfigError(f"{source}: not valid TOML: {error}") from None
     _apply_environment(document, os.environ if environ is None else environ)
     base = path.resolve().parent
-    known_sections = {"node", "rpc", "metrics", "p2p", "node_set", "margin", "claims", "chains", "collateral", "underlyings", "feeds"}
+    known_sections = {"node", "rpc", "metrics", "p2p", "node_set", "margin", "claims", "liquidations", "chains", "collateral", "underlyings", "feeds"}
     unknown = sorted(set(document) - known_sections)
     if unknown:
         raise ConfigError(f"{source}: [{unknown[0]}] is not a known section (see docs/node-config.md)")
@@ -303,6 +308,11 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
         raise claims.fail("verification_key", f"{verification_key} does not exist")
     claims.finish()
 
+    liquidations = _Reader(source, "liquidations", document.get("liquidations", {}))
+    recipient_value = liquidations.get("recipient")
+    recipient = None if recipient_value is None else liquidations.address("recipient", recipient_value)
+    liquidations.finish()
+
     chains_table = document.get("chains", {})
     if not isinstance(chains_table, dict) or not chains_table:
         raise ConfigError(f"{source}: [chains.NAME] must define at least one chain")
@@ -349,6 +359,16 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
         reader.finish()
         feeds[feed_name] = Feed(feed_name, chain_name, address, heartbeat)
 
+    try:
+        from crossclear.margin import parse_inputs
+
+        risk = parse_inputs(json.loads(risk_file.read_text()), {"accounts": []}, str(risk_file))
+    except (UsageError, ValueError) as error:
+        raise ConfigError(f"{source}: margin.risk_file: {error}") from None
+    unpriced = sorted(set(risk.market.underlying_names + risk.market.asset_names) - set(feeds))
+    if unpriced:
+        raise ConfigError(f"{source}: [feeds.{unpriced[0]}] is missing: every underlying and asset of the risk file needs a price feed")
+
     return NodeConfig(
         name=name,
         private_key=private_key,
@@ -369,4 +389,5 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
         collateral=collateral,
         underlyings=underlyings,
         feeds=feeds,
+        liquidation_recipient=recipient,
     )

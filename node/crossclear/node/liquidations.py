@@ -62,14 +62,14 @@ class LiquidationDesk:
         self,
         state: ClearingState,
         tokens: Mapping[tuple[int, str], CollateralToken],
-        liquidator: str,
+        liquidator: str | None,
         node_private_key: bytes,
     ) -> None:
         """`tokens` maps (chain id, asset name) to the token its vault pays; `liquidator` is
-        the address seized collateral goes to."""
+        the address seized collateral goes to, the same on every node (None: sign nothing)."""
         self._state = state
         self._tokens = dict(tokens)
-        self._liquidator = to_checksum_address(liquidator)
+        self._liquidator = to_checksum_address(liquidator) if liquidator else None
         self._key = node_private_key
         self._seizes: dict[str, int] = {}
 
@@ -79,7 +79,7 @@ class LiquidationDesk:
 
     def sign_orders(self) -> list[SignedSeize]:
         """Seize orders for every liquidatable account, signed by this node."""
-        if self._state.stale_feeds():
+        if self._liquidator is None or self._state.stale_feeds():
             return []
         signed = []
         for account in self._state.accounts():

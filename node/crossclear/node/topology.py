@@ -67,6 +67,7 @@ def write_node_configs(
     ports: Sequence[NodePorts],
     finality: int = 2,
     price_heartbeat_seconds: float = 3600.0,
+    liquidation_recipient: str | None = None,
 ) -> list[Path]:
     """Write node-<i>.toml and node-<i>.key for every key; returns the config paths."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -106,6 +107,8 @@ def write_node_configs(
             f"price_heartbeat_seconds = {price_heartbeat_seconds}",
             "",
         ]
+        if liquidation_recipient:
+            lines += ["[liquidations]", f'recipient = "{liquidation_recipient}"', ""]
         for chain in chains:
             deployment = chain.deployment
             feeds = [token.price_feed for token in deployment.tokens]

@@ -18,17 +18,19 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crossclear import __version__
-from crossclear.attest import AttestationNode, NodeKey, NodeSet
+from crossclear.attest import AttestationNode, Certificate, NodeKey, NodeSet, ObservationKind
 from crossclear.attest import NodeConfig as AttestationConfig
 from crossclear.chains import ChainAdapterError, Cursor, ReorgTooDeep
 from crossclear.chains.cursor_store import CursorStore
 from crossclear.chains.evm import EvmChainAdapter
 from crossclear.margin import parse_inputs
-from crossclear.node.claims import ClaimLedger, ClaimProcessor, CollateralToken
+from crossclear.node.claims import ClaimLedger, ClaimProcessor, CollateralToken, RejectReason
 from crossclear.node.clearing import ClearingState
 from crossclear.node.config import NodeConfig
 from crossclear.node.facts import CertifiedFacts, ChainNames, facts_for_block
@@ -44,6 +46,10 @@ _log = logging.getLogger("crossclear.node")
 
 #: Pause before a chain follower retries after its adapter failed.
 FOLLOW_RETRY_SECONDS = 2.0
+#: Gossiped claims whose root this node has not certified yet wait at most this long, and at
+#: most this many at once, for the root's certificate (then they are checked again).
+EARLY_CLAIM_TTL_SECONDS = 600.0
+EARLY_CLAIM_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -91,8 +97,7 @@ def _chain_names(config: NodeConfig) -> list[ChainNames]:
 class Node:
     """A crossclear node assembled from its configuration."""
 
-    def __init__(self, config: NodeConfig, liquidator: str | None = None) -> None:
-        """`liquidator` is where seized collateral goes (defaults to this node's address)."""
+    def __init__(self, config: NodeConfig) -> None:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         database = config.database
@@ -104,7 +109,7 @@ class Node:
         tokens = _collateral_tokens(config)
         self.ledger = ClaimLedger(database)
         self.withdrawals = WithdrawalDesk(database, self.ledger, self.state, tokens, config.clearinghouse_domain, config.private_key)
-        self.liquidations = LiquidationDesk(self.state, tokens, liquidator or config.address, config.private_key)
+        self.liquidations = LiquidationDesk(self.state, tokens, config.liquidation_recipient, config.private_key)
         self.facts = CertifiedFacts(database, self.state, _chain_names(config), self.withdrawals.is_reserved, self.liquidations.record_seized)
         claim_tokens = {(t.chain_id, t.vault, t.token): t for t in tokens.values()}
         self.claims = ClaimProcessor(load_verification_key(config.verification_key), config.clearinghouse_domain, claim_tokens, self.facts, self.ledger, self.state)
@@ -122,7 +127,7 @@ class Node:
                 network=f"crossclear-{config.clearinghouse_domain}",
             )
         )
-        self.attestation.certificate_listeners.append(lambda certificate: self.facts.certified(certificate.observation))
+        self.attestation.certificate_listeners.append(self._on_certificate)
         self.attestation.claim_listeners.append(self._on_gossiped_claim)
 
         self.adapters = {name: EvmChainAdapter(chain) for name, chain in config.chains.items()}
@@ -146,6 +151,8 @@ class Node:
             liquidations=LiquidationServicer(self.liquidations, config.private_key),
         )
         self._heads_seen: dict[str, tuple[int, int]] = {}
+        self._early_claims: dict[tuple[int, int, int], list[tuple[float, bytes]]] = {}
+        self._early_lock = threading.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -232,21 +239,49 @@ class Node:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.attestation.publish_claim(body)))
 
+    def _on_certificate(self, certificate: Certificate) -> None:
+        fact = certificate.observation
+        self.facts.certified(fact)
+        if fact.kind == ObservationKind.ROOT:
+            key = (fact.chain_id, int.from_bytes(fact.emitter, "big"), int.from_bytes(fact.root, "big"))
+            with self._early_lock:
+                waiting = self._early_claims.pop(key, [])
+            for _, body in waiting:
+                self._on_gossiped_claim(b"", body)
+
     def _on_gossiped_claim(self, sender: bytes, body: bytes) -> None:
         # A peer's acceptance is not proof: run every check here too, off the event loop.
         del sender
 
         def check() -> None:
-            request = claim_pb2.SubmitClaimRequest.FromString(body)
             try:
+                request = claim_pb2.SubmitClaimRequest.FromString(body)
                 proof = json.loads(request.proof_json)
             except ValueError:
                 return
             outcome = self.claims.submit(proof, list(request.public_signals))
             self.metrics.claims.labels(result="accepted" if outcome.accepted else outcome.reason.value if outcome.reason else "unknown").inc()
+            if outcome.reason is RejectReason.UNCERTIFIED_ROOT and outcome.claim is not None:
+                # The peer certified this root before we did: keep the claim for our certificate.
+                self._keep_early_claim((outcome.claim.source_chain_id, outcome.claim.vault, outcome.claim.root), body)
 
         if self._loop is not None:
             self._loop.run_in_executor(None, check)
+
+    def _keep_early_claim(self, key: tuple[int, int, int], body: bytes) -> None:
+        now = time.monotonic()
+        with self._early_lock:
+            for stale_key in [k for k, items in self._early_claims.items() if all(now - t > EARLY_CLAIM_TTL_SECONDS for t, _ in items)]:
+                del self._early_claims[stale_key]
+            if sum(len(items) for items in self._early_claims.values()) >= EARLY_CLAIM_LIMIT:
+                return
+            self._early_claims.setdefault(key, []).append((now, body))
+        # The certificate may have formed between the check and now.
+        if self.facts.is_certified(*key):
+            with self._early_lock:
+                waiting = self._early_claims.pop(key, [])
+            for _, item in waiting:
+                self._on_gossiped_claim(b"", item)
 
     # --- status ------------------------------------------------------------------------------
 

@@ -2,10 +2,16 @@
 account stays above initial margin without that collateral.
 
 The owner signs a WithdrawalRequest (EIP-712, bound to the clearinghouse domain) naming the
-claim whose collateral to release, the amount, the recipient and a 32-byte release id. Every
-node checks it on its own; the vault pays out only with a quorum of node signatures over the
+claim whose collateral to release, the amount, the recipient and a 32-byte nonce. Every node
+checks it on its own; the vault pays out only with a quorum of node signatures over the
 Release order, and each release id works once. A node that signs reserves the amount at once
 (its margin no longer counts it), so the same collateral cannot back two releases.
+
+The release id is not chosen by anyone: every node derives it from the whole order (chain,
+vault, account, token, amount, recipient) and the owner's nonce. One id therefore names one
+order, and a certified Released event is matched to a reservation by id *and* content.
+Asking a node to sign an order it already signed returns the same signature again, so a
+requester that lost the answers can gather them anew; the reservation is not taken twice.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils.address import is_address, to_checksum_address
+from eth_utils.crypto import keccak
 
 from crossclear.chains.vault_orders import ReleaseOrder, VaultDomain, sign
 from crossclear.margin import Mode
@@ -45,8 +52,8 @@ class WithdrawalRequest:
     """Amount in the token's smallest unit."""
     recipient: str
     """Address the vault pays."""
-    release_id: bytes
-    """32 bytes chosen by the owner; the vault accepts each once."""
+    nonce: bytes
+    """32 bytes chosen by the owner, so two equal withdrawals get different release ids."""
 
 
 def request_typed_data(request: WithdrawalRequest, clearinghouse_domain: int) -> dict[str, Any]:
@@ -60,7 +67,7 @@ def request_typed_data(request: WithdrawalRequest, clearinghouse_domain: int) ->
                 {"name": "claimNullifier", "type": "uint256"},
                 {"name": "amount", "type": "uint256"},
                 {"name": "recipient", "type": "address"},
-                {"name": "releaseId", "type": "bytes32"},
+                {"name": "nonce", "type": "bytes32"},
             ],
         },
         "primaryType": "WithdrawalRequest",
@@ -71,7 +78,7 @@ def request_typed_data(request: WithdrawalRequest, clearinghouse_domain: int) ->
             "claimNullifier": request.claim_nullifier,
             "amount": request.amount,
             "recipient": to_checksum_address(request.recipient),
-            "releaseId": request.release_id,
+            "nonce": request.nonce,
         },
     }
 
@@ -81,12 +88,30 @@ def sign_request(request: WithdrawalRequest, clearinghouse_domain: int, private_
     return bytes(Account.sign_typed_data(private_key, full_message=request_typed_data(request, clearinghouse_domain)).signature)
 
 
+def release_id(chain_id: int, vault: str, account: str, token: str, amount: int, recipient: str, nonce: bytes) -> bytes:
+    """The id every node derives for an order: keccak256 over all of it and the owner's nonce."""
+    return bytes(
+        keccak(
+            b"crossclear-release-v1"
+            + chain_id.to_bytes(32, "big")
+            + bytes.fromhex(vault[2:])
+            + bytes.fromhex(account[2:])
+            + bytes.fromhex(token[2:])
+            + amount.to_bytes(32, "big")
+            + bytes.fromhex(recipient[2:])
+            + nonce
+        )
+    )
+
+
 def _check_shape(request: WithdrawalRequest) -> None:
     for name in ("account", "recipient"):
         if not is_address(getattr(request, name)):
             raise WithdrawalRefused(f"{name} must be a 0x address, got {getattr(request, name)!r}")
-    if len(request.release_id) != 32:
-        raise WithdrawalRefused(f"release id must be 32 bytes, got {len(request.release_id)}")
+    if int(request.recipient, 16) == 0:
+        raise WithdrawalRefused("recipient must not be the zero address (the vault cannot pay it)")
+    if len(request.nonce) != 32:
+        raise WithdrawalRefused(f"nonce must be 32 bytes, got {len(request.nonce)}")
     if not 0 < request.amount < 1 << 252:
         raise WithdrawalRefused(f"amount must be a positive integer below 2^252, got {request.amount}")
 
@@ -98,9 +123,10 @@ CREATE TABLE IF NOT EXISTS releases (
     account TEXT NOT NULL,
     chain_id INTEGER NOT NULL,
     asset TEXT NOT NULL,
-    amount_units INTEGER NOT NULL,
+    amount_units TEXT NOT NULL,
     amount REAL NOT NULL,
-    recipient TEXT NOT NULL
+    recipient TEXT NOT NULL,
+    token TEXT NOT NULL
 )
 """
 
@@ -127,18 +153,29 @@ class WithdrawalDesk:
         self._domain = clearinghouse_domain
         self._key = node_private_key
         self._lock = threading.Lock()
+        self.alarms: list[str] = []
 
     def restore(self) -> int:
-        """Re-reserve every signed release in a fresh clearing state (after claims are restored)."""
+        """Re-reserve every signed release in a fresh clearing state (after claims are restored).
+
+        A reservation the state cannot take (its collateral already left through a certified
+        event) is reported in `alarms`, never a reason not to start."""
         rows = self._connection.execute("SELECT account, chain_id, asset, amount FROM releases").fetchall()
         for account, chain_id, asset, amount in rows:
-            self._state.debit_collateral(account, int(chain_id), asset, float(amount))
+            try:
+                self._state.debit_collateral(account, int(chain_id), asset, float(amount))
+            except ClearingError as error:
+                self.alarms.append(f"reservation not restored: {error}")
         return len(rows)
 
-    def is_reserved(self, release_id: bytes) -> bool:
-        """True when this node signed (and so already reserved) the release."""
+    def is_reserved(self, release_id: bytes, account: str, token: str, amount: int) -> bool:
+        """True when this node signed exactly this release (same id and same content), and so
+        already took it out of the account's collateral."""
         with self._lock:
-            return self._connection.execute("SELECT 1 FROM releases WHERE release_id = ?", (release_id,)).fetchone() is not None
+            row = self._connection.execute(
+                "SELECT account, token, amount_units FROM releases WHERE release_id = ?", (release_id,)
+            ).fetchone()
+        return row is not None and (row[0].lower(), row[1].lower(), int(row[2])) == (account.lower(), token.lower(), amount)
 
     def sign_release(self, request: WithdrawalRequest, owner_signature: bytes) -> tuple[VaultDomain, ReleaseOrder, bytes]:
         """Check the request; when it passes, reserve the amount and sign the Release order."""
@@ -157,14 +194,28 @@ class WithdrawalDesk:
         if token is None:
             raise WithdrawalRefused(f"no vault pays {claim.asset} on chain {claim.chain_id}")
         amount = request.amount / 10**token.decimals
+        domain = VaultDomain(chain_id=claim.chain_id, vault=to_checksum_address(f"{token.vault:#042x}"))
+        token_address = to_checksum_address(f"{token.token:#042x}")
+        order = ReleaseOrder(
+            release_id=release_id(claim.chain_id, domain.vault, to_checksum_address(request.account), token_address, request.amount, to_checksum_address(request.recipient), request.nonce),
+            account=to_checksum_address(request.account),
+            token=token_address,
+            amount=request.amount,
+            recipient=to_checksum_address(request.recipient),
+        )
         with self._lock:
-            already = self._connection.execute(
-                "SELECT COALESCE(SUM(amount), 0) FROM releases WHERE claim_nullifier = ?", (str(request.claim_nullifier),)
-            ).fetchone()[0]
-            if self._connection.execute("SELECT 1 FROM releases WHERE release_id = ?", (request.release_id,)).fetchone():
-                raise WithdrawalRefused(f"release id {request.release_id.hex()} was already signed")
-            if amount > claim.amount - float(already) + 1e-12:
-                raise WithdrawalRefused(f"claim holds {claim.amount - float(already):g} {claim.asset} not yet released; asked for {amount:g}")
+            if self._connection.execute("SELECT 1 FROM releases WHERE release_id = ?", (order.release_id,)).fetchone():
+                # Already signed and reserved: the id fixes the content, so sign the same order again.
+                return domain, order, sign(domain, order, self._key)
+            released = self._connection.execute(
+                "SELECT amount_units FROM releases WHERE claim_nullifier = ?", (str(request.claim_nullifier),)
+            ).fetchall()
+            claimed_units = claim.amount_units
+            remaining_units = claimed_units - sum(int(row[0]) for row in released)
+            if request.amount > remaining_units:
+                raise WithdrawalRefused(
+                    f"claim holds {remaining_units / 10**token.decimals:g} {claim.asset} not yet released; asked for {amount:g}"
+                )
             stale = self._state.stale_feeds()
             if stale:
                 raise WithdrawalRefused(f"prices are stale ({', '.join(stale)}): releases wait for fresh prices")
@@ -178,18 +229,10 @@ class WithdrawalDesk:
                     f"releasing {amount:g} {claim.asset} would leave equity {after.equity:,.2f} below initial margin {initial:,.2f}"
                 )
             self._connection.execute(
-                "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (request.release_id, str(request.claim_nullifier), claim.account, claim.chain_id, claim.asset, request.amount, amount, request.recipient),
+                "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (order.release_id, str(request.claim_nullifier), claim.account, claim.chain_id, claim.asset, str(request.amount), amount, order.recipient, token_address),
             )
             self._state.debit_collateral(claim.account, claim.chain_id, claim.asset, amount)
-        domain = VaultDomain(chain_id=claim.chain_id, vault=to_checksum_address(f"{token.vault:#042x}"))
-        order = ReleaseOrder(
-            release_id=request.release_id,
-            account=to_checksum_address(request.account),
-            token=to_checksum_address(f"{token.token:#042x}"),
-            amount=request.amount,
-            recipient=to_checksum_address(request.recipient),
-        )
         return domain, order, sign(domain, order, self._key)
 
     def close(self) -> None:

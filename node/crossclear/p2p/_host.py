@@ -138,8 +138,18 @@ class GossipHost:
             enable_mDNS=False,
             enable_upnp=False,
         )
+        direct_peers = (
+            [
+                PeerInfo(ID.from_base58(peer.peer_id), [multiaddr.Multiaddr(peer.multiaddr)])
+                for peer in self._config.bootstrap
+            ]
+            if settings.direct_peering
+            else None
+        )
         router = GossipSub(
             protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11],
+            direct_peers=direct_peers,
+            direct_connect_interval=5,
             degree=settings.mesh_degree,
             degree_low=settings.mesh_degree_low,
             degree_high=settings.mesh_degree_high,
@@ -185,6 +195,14 @@ class GossipHost:
         check = self._topics[topic]
 
         def validate(forwarder: ID, message: Any) -> bool:
+            try:
+                return checked(forwarder, message)
+            except Exception:  # a validator that raises would take libp2p's task down with it
+                _log.exception("gossip validator failed on a message from %s", forwarder)
+                self._guard.count_drop("validator_error")
+                return False
+
+        def checked(forwarder: ID, message: Any) -> bool:
             if bytes(message.from_id) == self._peer_id.to_bytes():
                 return True  # our own publish: the node already holds what it signed
             if list(message.topicIDs) != [topic]:

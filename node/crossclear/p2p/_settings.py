@@ -9,6 +9,11 @@ from dataclasses import dataclass
 class GossipSettings:
     """Gossipsub and envelope limits. Defaults suit a node set of 4..20 nodes on one LAN."""
 
+    direct_peering: bool = True
+    """Make every bootstrap peer (the rest of the node set) a gossipsub direct peer: each
+    message goes straight to all of them instead of only to the mesh, so delivery never waits
+    for a heartbeat's IHAVE/IWANT round when the mesh is incomplete (measured: median latency
+    jumped from ~60 ms to ~500 ms in runs where it was)."""
     mesh_degree: int = 6
     """D: mesh peers per topic (go-libp2p's default; a 4-node set is a full mesh anyway)."""
     mesh_degree_low: int = 4

@@ -45,7 +45,7 @@ def synthetic_state(accounts: int, seed: int = 3) -> tuple[ClearingState, list[s
         "assets": {"USDC": {"price": 1, "base_haircut": 0, "depth": 1e9, "vol_daily": 0.0005}, "WETH": {"price": 3000, "base_haircut": 0.02, "depth": 5e8, "vol_daily": 0.04}},
     }
     inputs = parse_inputs(risk, {"accounts": []})
-    state = ClearingState(inputs.params, inputs.market, {})
+    state = ClearingState(inputs.params, inputs.market, {}, starting_prices_fresh=True)
     rng = np.random.default_rng(seed)
     names = [f"0x{index:040x}" for index in range(1, accounts + 1)]
     expiry = time.time() + 30 * 86400

@@ -63,7 +63,7 @@ class ClaimServicer(claim_pb2_grpc.ClaimServiceServicer):
         return response
 
     async def GetClaim(self, request: claim_pb2.GetClaimRequest, context: Any) -> claim_pb2.Claim:
-        if not request.nullifier.isdigit() or len(request.nullifier) > MAX_SIGNAL_DIGITS:
+        if not (request.nullifier.isascii() and request.nullifier.isdigit()) or len(request.nullifier) > MAX_SIGNAL_DIGITS:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "nullifier must be a decimal number")
         record = await asyncio.to_thread(self._processor.get, int(request.nullifier))
         if record is None:

@@ -21,20 +21,33 @@ from crossclear.v1 import withdrawal_pb2, withdrawal_pb2_grpc
 
 #: How long a peer has to answer SignRelease.
 PEER_TIMEOUT_SECONDS = 3.0
+_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def vault_accepts_encoding(signature: bytes) -> bool:
+    """The vault's own rules for a signature: 65 bytes, v in {27, 28}, 0 < r, 0 < s <= n/2.
+
+    eth-account recovers signers from other encodings too (v in {0, 1}, high s); counting such
+    a signature would hand the owner a release the vault reverts."""
+    if len(signature) != 65 or signature[64] not in (27, 28):
+        return False
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    return 0 < r < _SECP256K1_ORDER and 0 < s <= _SECP256K1_ORDER // 2
 
 
 def request_from_proto(message: withdrawal_pb2.ReleaseRequest) -> WithdrawalRequest:
     """Parse the request; WithdrawalRefused names the field that is wrong."""
     for name in ("claim_nullifier", "amount"):
         value = getattr(message, name)
-        if not value.isdigit() or len(value) > 80:
+        if not (value.isascii() and value.isdigit()) or len(value) > 80:
             raise WithdrawalRefused(f"{name} must be a decimal integer, got {value[:80]!r}")
     return WithdrawalRequest(
         account=message.account,
         claim_nullifier=int(message.claim_nullifier),
         amount=int(message.amount),
         recipient=message.recipient,
-        release_id=bytes(message.release_id),
+        nonce=bytes(message.nonce),
     )
 
 
@@ -75,7 +88,7 @@ class WithdrawalServicer(withdrawal_pb2_grpc.WithdrawalServiceServicer):
                         continue
                     signer = self._valid_signer(domain, order, answer)
                     if signer is None:
-                        refusals.append(f"{answer.signer}: signature does not recover to a node-set member")
+                        refusals.append(f"{answer.signer}: signature is not one the vault accepts from a node-set member")
                     else:
                         signatures.setdefault(signer, bytes(answer.signature))
         finally:
@@ -86,7 +99,8 @@ class WithdrawalServicer(withdrawal_pb2_grpc.WithdrawalServiceServicer):
                 grpc.StatusCode.UNAVAILABLE,
                 f"only {len(signatures)} of {len(self._node_set)} nodes signed, the vault needs {self._threshold}: " + "; ".join(refusals),
             )
-        ordered = quorum_signatures(domain, order, signatures.values())
+        # Exactly a quorum: the vault needs no more, and fewer signatures cost less gas.
+        ordered = quorum_signatures(domain, order, signatures.values())[: self._threshold]
         return withdrawal_pb2.Release(
             chain_id=domain.chain_id,
             vault=to_checksum_address(domain.vault),
@@ -101,6 +115,8 @@ class WithdrawalServicer(withdrawal_pb2_grpc.WithdrawalServiceServicer):
         )
 
     def _valid_signer(self, domain: VaultDomain, order: ReleaseOrder, answer: withdrawal_pb2.ReleaseSignature) -> int | None:
+        if not vault_accepts_encoding(bytes(answer.signature)):
+            return None
         try:
             signer = int(recover_signer(domain, order, bytes(answer.signature)), 16)
         except Exception:  # a peer's garbage signature is its problem, not ours

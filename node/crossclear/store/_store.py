@@ -1,8 +1,11 @@
 """SQLite persistence for observations, signatures, certificates, evidence and cursors.
 
-WAL mode with synchronous=FULL: a commit is on disk before it returns, so a node killed at
-any moment (or losing power) restarts with every certificate it had reported. Callers group
-writes in `transaction()` so one gossip batch costs one commit.
+WAL mode with synchronous=NORMAL: a commit is in the WAL (the OS page cache) before it
+returns, so a node *process* killed at any moment restarts with every certificate it had
+reported (tests/store/test_store.py kills a writer with SIGKILL to prove it). Only a power
+loss could roll back the last few commits, never corrupt the file; FULL would add an fsync
+per gossip batch (milliseconds each here), and what a power loss takes back is re-fetched from
+peers over Sync. Callers group writes in `transaction()` so one gossip batch is one commit.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ class AttestationStore:
         # exactly one `transaction()` block and nothing commits implicitly.
         self._connection = sqlite3.connect(self.path, isolation_level=None)
         self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=FULL")
+        self._connection.execute("PRAGMA synchronous=NORMAL")
         self._connection.execute("PRAGMA busy_timeout=5000")
         self._connection.executescript(SCHEMA)
         self._depth = 0
@@ -136,9 +139,10 @@ class AttestationStore:
 
     def insert_signature(
         self, signature: StoredSignature, observation: StoredObservation, now_ms: int
-    ) -> None:
-        self._connection.execute(
-            "INSERT INTO attest_signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    ) -> bool:
+        """Store a signature unless its signer already holds one in this slot; True when stored."""
+        cursor = self._connection.execute(
+            "INSERT OR IGNORE INTO attest_signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 signature.signer,
                 observation.kind,
@@ -150,6 +154,13 @@ class AttestationStore:
                 now_ms,
             ),
         )
+        return cursor.rowcount == 1
+
+    def signature_count(self, digest: bytes) -> int:
+        count: int = self._connection.execute(
+            "SELECT COUNT(*) FROM attest_signatures WHERE digest = ?", (digest,)
+        ).fetchone()[0]
+        return count
 
     def signatures_for(self, digest: bytes) -> list[StoredSignature]:
         rows = self._connection.execute(

@@ -28,7 +28,7 @@ class ReleaseRequest(_message.Message):
     CLAIM_NULLIFIER_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     RECIPIENT_FIELD_NUMBER: _builtins.int
-    RELEASE_ID_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
     OWNER_SIGNATURE_FIELD_NUMBER: _builtins.int
     account: _builtins.str
     """0x address of the owner"""
@@ -38,8 +38,8 @@ class ReleaseRequest(_message.Message):
     """decimal, in the token's smallest unit"""
     recipient: _builtins.str
     """0x address the vault pays"""
-    release_id: _builtins.bytes
-    """32 bytes, chosen by the owner; usable once"""
+    nonce: _builtins.bytes
+    """32 bytes chosen by the owner; the release id is derived from the order and this"""
     owner_signature: _builtins.bytes
     """EIP-712 WithdrawalRequest signature by the account"""
     def __init__(
@@ -49,12 +49,12 @@ class ReleaseRequest(_message.Message):
         claim_nullifier: _builtins.str = ...,
         amount: _builtins.str = ...,
         recipient: _builtins.str = ...,
-        release_id: _builtins.bytes = ...,
+        nonce: _builtins.bytes = ...,
         owner_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "amount", b"amount", "claim_nullifier", b"claim_nullifier", "owner_signature", b"owner_signature", "recipient", b"recipient", "release_id", b"release_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "amount", b"amount", "claim_nullifier", b"claim_nullifier", "nonce", b"nonce", "owner_signature", b"owner_signature", "recipient", b"recipient"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -99,6 +99,7 @@ class Release(_message.Message):
     chain_id: _builtins.int
     vault: _builtins.str
     release_id: _builtins.bytes
+    """keccak256 of the whole order and the owner's nonce; usable once"""
     account: _builtins.str
     token: _builtins.str
     amount: _builtins.str

@@ -1,0 +1,5 @@
+"""`crossclear demo`: the whole story, played against a running devnet."""
+
+from crossclear.demo.story import Story, play
+
+__all__ = ["Story", "play"]

@@ -1,0 +1,130 @@
+"""Calling a node's API: small async helpers shared by the CLI and the demo, plus how
+their answers print for people."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from eth_account import Account
+
+from crossclear._errors import UsageError
+from crossclear.node.withdrawals import WithdrawalRequest, sign_request
+from crossclear.v1 import claim_pb2, claim_pb2_grpc, margin_pb2, margin_pb2_grpc, node_pb2, node_pb2_grpc, withdrawal_pb2, withdrawal_pb2_grpc
+
+MODES = ("isolated", "cross_siloed", "cross", "portfolio")
+CALL_TIMEOUT_SECONDS = 30.0
+
+
+def _unavailable(target: str, error: grpc.aio.AioRpcError) -> UsageError:
+    if error.code() == grpc.StatusCode.UNAVAILABLE and "connect" in (error.details() or "").lower():
+        return UsageError(f"node {target} is unreachable: {error.details()}")
+    return UsageError(f"node {target} answered {error.code().name}: {error.details()}")
+
+
+async def get_margin(target: str, account: str) -> margin_pb2.AccountMargin:
+    async with grpc.aio.insecure_channel(target) as channel:
+        try:
+            reply: margin_pb2.AccountMargin = await margin_pb2_grpc.MarginServiceStub(channel).GetMargin(
+                margin_pb2.GetMarginRequest(account=account), timeout=CALL_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _unavailable(target, error) from None
+        return reply
+
+
+async def stream_margin(target: str, account: str, show: Callable[[margin_pb2.AccountMargin], object]) -> None:
+    """Print every margin update the node pushes until interrupted."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        try:
+            async for update in margin_pb2_grpc.MarginServiceStub(channel).StreamMargin(margin_pb2.StreamMarginRequest(account=account)):
+                show(update)
+        except grpc.aio.AioRpcError as error:
+            raise _unavailable(target, error) from None
+
+
+async def submit_claim(target: str, proof_document: Any, public_signals: list[str]) -> claim_pb2.SubmitClaimResponse:
+    async with grpc.aio.insecure_channel(target) as channel:
+        try:
+            reply: claim_pb2.SubmitClaimResponse = await claim_pb2_grpc.ClaimServiceStub(channel).SubmitClaim(
+                claim_pb2.SubmitClaimRequest(proof_json=json.dumps(proof_document), public_signals=public_signals), timeout=CALL_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _unavailable(target, error) from None
+        return reply
+
+
+async def get_claim(target: str, nullifier: str) -> claim_pb2.Claim:
+    async with grpc.aio.insecure_channel(target) as channel:
+        try:
+            reply: claim_pb2.Claim = await claim_pb2_grpc.ClaimServiceStub(channel).GetClaim(
+                claim_pb2.GetClaimRequest(nullifier=nullifier), timeout=CALL_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _unavailable(target, error) from None
+        return reply
+
+
+async def request_release(
+    target: str, owner_key: bytes, claim_nullifier: int, amount: int, recipient: str, nonce: bytes, clearinghouse_domain: int
+) -> withdrawal_pb2.Release:
+    """Sign a withdrawal request with the owner's key and ask the node for a quorum release."""
+    owner = Account.from_key(owner_key).address
+    request = WithdrawalRequest(owner, claim_nullifier, amount, recipient, nonce)
+    message = withdrawal_pb2.ReleaseRequest(
+        account=owner,
+        claim_nullifier=str(claim_nullifier),
+        amount=str(amount),
+        recipient=recipient,
+        nonce=nonce,
+        owner_signature=sign_request(request, clearinghouse_domain, owner_key),
+    )
+    async with grpc.aio.insecure_channel(target) as channel:
+        try:
+            reply: withdrawal_pb2.Release = await withdrawal_pb2_grpc.WithdrawalServiceStub(channel).RequestRelease(message, timeout=CALL_TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as error:
+            raise _unavailable(target, error) from None
+        return reply
+
+
+async def node_status(target: str) -> node_pb2.NodeStatus:
+    async with grpc.aio.insecure_channel(target) as channel:
+        try:
+            reply: node_pb2.NodeStatus = await node_pb2_grpc.NodeServiceStub(channel).GetStatus(node_pb2.GetNodeStatusRequest(), timeout=CALL_TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as error:
+            raise _unavailable(target, error) from None
+        return reply
+
+
+def read_key_file(path: Path) -> bytes:
+    """A hex secp256k1 private key from a file, with a clear error."""
+    try:
+        text = path.read_text().strip().removeprefix("0x")
+        key = bytes.fromhex(text)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{path}: cannot read a hex private key ({error})") from None
+    if len(key) != 32:
+        raise UsageError(f"{path}: a private key is 32 bytes, this file holds {len(key)}")
+    return key
+
+
+def format_margin(margin: margin_pb2.AccountMargin) -> str:
+    """An account's margin for people: collateral, positions, the four modes side by side."""
+    lines = [f"account {margin.account}   state height {margin.state_height}   prices {'fresh' if margin.prices_fresh else 'STALE: ' + ', '.join(margin.stale_feeds)}"]
+    lines.append(f"  equity {margin.equity:,.2f} = collateral {margin.collateral_value:,.2f} + unrealised P&L {margin.upnl:,.2f}")
+    for holding in margin.collateral:
+        lines.append(f"  collateral  chain {holding.chain_id}  {holding.amount:,.6g} {holding.asset} @ {holding.price:,.2f}  haircut {holding.haircut:.2%}  value {holding.value:,.2f}")
+    for position in margin.positions:
+        kind = margin_pb2.InstrumentKind.Name(position.kind).removeprefix("INSTRUMENT_KIND_").lower()
+        lines.append(f"  position    chain {position.chain_id}  {position.qty:+,.6g} {position.underlying} {kind}  entry {position.entry:,.2f}  mark {position.mark:,.2f}  upnl {position.upnl:,.2f}")
+    lines.append(f"  {'mode':<14}{'initial':>14}{'maintenance':>14}{'required':>14}")
+    for mode in MODES:
+        figures = getattr(margin, mode)
+        lines.append(f"  {mode:<14}{figures.im:>14,.2f}{figures.mm:>14,.2f}{figures.required:>14,.2f}")
+    health = f"{margin.health:.2f}" if margin.HasField("health") else "-"
+    efficiency = margin.isolated.required / margin.portfolio.required if margin.portfolio.required > 0 else float("inf")
+    lines.append(f"  health {health}   liquidatable {'YES' if margin.liquidatable else 'no'}   capital efficiency (isolated/portfolio) {efficiency:.2f}x")
+    return "\n".join(lines) + "\n"
