@@ -31,6 +31,13 @@ def test_three_of_four_certify_and_two_of_four_do_not(tmp_path: Path) -> None:
                 30,
                 "10 certificates on each of 3 running nodes",
             )
+            # Heartbeats carry each node's heads to the others.
+            await wait_until(
+                lambda: {n.config.key.address for n in nodes[1:3]} <= set(nodes[0].running.status().peer_heads),
+                10,
+                "heartbeats from both peers",
+            )
+            assert all(heads.get(CHAIN, 0) > 0 for heads in nodes[0].running.status().peer_heads.values())
             honest = {b: chain.observation(b).root for b in range(1, 11)}
             for node in nodes[:3]:
                 roots = certified_roots(node.running, CHAIN)

@@ -32,13 +32,16 @@ def _gone(pid: int) -> bool:
 
 
 class _Up:
-    """A `devnet up` running in the background, killed with everything it started at the end."""
+    """A `devnet up` running in the background, killed with everything it started at the end.
+
+    Chains only (`--nodes 0`) unless `extra` says otherwise: these tests are about the chains'
+    lifecycle; tests/e2e/test_devnet_demo.py runs the devnet with its node processes."""
 
     def __init__(self, state_dir: Path, *extra: str) -> None:
         self.state_dir = state_dir
         self.manifest_path = state_dir / "devnet.json"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "crossclear", "devnet", "up", "--state-dir", str(state_dir), *extra],
+            [sys.executable, "-m", "crossclear", "devnet", "up", "--state-dir", str(state_dir), "--nodes", "0", *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -132,7 +135,7 @@ def test_ctrl_c_stops_everything_cleanly(state_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--nodes", "4"], "--nodes 4: starting nodes is not available yet"),
+        (["--nodes", "17"], "--nodes 17: choose between 0 and 16"),
         (["--chains", "0"], "--chains 0: choose between 1 and 8"),
         (["--block-time", "0"], "--block-time 0: must be a positive whole number"),
     ],

@@ -181,3 +181,52 @@ def test_a_peer_signature_the_vault_would_reject_never_reaches_the_release(tmp_p
             assert all(vault_accepts_encoding(bytes(signature)) for signature in release.signatures)
 
     asyncio.run(main())
+
+
+def test_fuzzed_requests_to_every_method_never_break_the_server(tmp_path: Path) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from crossclear.v1 import node_pb2_grpc
+
+    texts = st.text(max_size=120) | st.sampled_from(["", "0", "1" * 90, "²", "-5", "0x" + "ab" * 20, OWNER])
+    blobs = st.binary(max_size=80)
+    allowed = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAVAILABLE}
+    failures: list[object] = []
+
+    async def main() -> None:
+        async with AsyncExitStack() as stack:
+            nodes = await network(tmp_path, 4, stack)
+            assert nodes[0].claims.submit(*fixture(0)).accepted
+            channel = await stack.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{nodes[0].port}"))
+            claims = claim_pb2_grpc.ClaimServiceStub(channel)
+            withdrawals = withdrawal_pb2_grpc.WithdrawalServiceStub(channel)
+            loop = asyncio.get_running_loop()
+
+            @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+            @given(which=st.integers(0, 4), a=texts, b=texts, c=texts, d=texts, blob=blobs, signals=st.lists(texts, max_size=10))
+            def fuzz(which: int, a: str, b: str, c: str, d: str, blob: bytes, signals: list[str]) -> None:
+                async def call() -> None:
+                    try:
+                        if which == 0:
+                            await claims.SubmitClaim(claim_pb2.SubmitClaimRequest(proof_json=a, public_signals=signals), timeout=10)
+                        elif which == 1:
+                            await claims.GetClaim(claim_pb2.GetClaimRequest(nullifier=a), timeout=10)
+                        elif which in (2, 3):
+                            request = withdrawal_pb2.ReleaseRequest(account=a, claim_nullifier=b, amount=c, recipient=d, nonce=blob, owner_signature=blob)
+                            method = withdrawals.SignRelease if which == 2 else withdrawals.RequestRelease
+                            await method(request, timeout=10)
+                        else:
+                            await node_pb2_grpc.NodeServiceStub(channel).GetStatus(node_pb2.GetNodeStatusRequest(), timeout=10)
+                    except grpc.aio.AioRpcError as error:
+                        if error.code() not in allowed:
+                            failures.append((which, a, b, c, d, blob, error.code(), error.details()))
+
+                asyncio.run_coroutine_threadsafe(call(), loop).result(30)
+
+            await asyncio.to_thread(fuzz)
+            # Nothing the fuzzer sent changed what the node holds.
+            assert sum(line.amount for line in nodes[0].state.margin(OWNER).collateral) == pytest.approx(0.5)
+
+    asyncio.run(main())
+    assert failures == []

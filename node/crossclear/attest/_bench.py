@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--nodes", type=int, default=4, help="node processes (default 4)")
     parser.add_argument("--rate", type=float, default=20.0, help="observations per second in the latency run")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of the latency run")
-    parser.add_argument("--burst", type=int, default=4000, help="observations released at once in the saturation run")
+    parser.add_argument("--burst", type=int, default=10000, help="observations released at once in the saturation run")
     parser.add_argument("--json", action="store_true", help="print one JSON object (the default output anyway)")
     parser.set_defaults(handler=_handle)
 

@@ -92,6 +92,8 @@ def main(argv: list[str]) -> int:
         print("usage: python -m crossclear.attest._process CONFIG.json", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # py-libp2p 0.8.1 logs a warning for every GRAFT a direct peer sends (each heartbeat).
+    logging.getLogger("libp2p").setLevel(logging.ERROR)
     try:
         raw = json.loads(Path(argv[0]).read_text())
         node_config(raw)

@@ -160,59 +160,96 @@ async def catch_up_from_peer(
     """
     status = await stub.GetStatus(sync_pb2.GetStatusRequest(), timeout=timeout_seconds)
     ours = {row.chain_id: row for row in store.chain_progress()}
-    chains = set(chain_ids) | {progress.chain_id for progress in status.chains}
     theirs = {progress.chain_id: progress for progress in status.chains}
-    received = rejected = formed = 0
-    for chain_id in sorted(chains):
-        mine, peer = ours.get(chain_id), theirs.get(chain_id)
-        if (
-            mine is not None
-            and peer is not None
-            and mine.highest_certified_block >= peer.highest_certified_block
-            and mine.certificate_count >= peer.certificate_count
-        ):
-            # Nothing certified there that could be missing here: skip the pages. (Pending
-            # signatures matter only while behind; gossip carries the ones in flight.)
-            continue
+    totals = [0, 0, 0]
+    for chain_id in sorted(set(chain_ids) | set(theirs)):
         cursor_name = f"sync:{chain_id}"
-        from_block = max(0, (store.cursor(cursor_name) or 0) - CATCH_UP_OVERLAP_BLOCKS)
-        highest = from_block
-        while True:
-            page = await stub.ListCertificates(
-                sync_pb2.ListCertificatesRequest(chain_id=chain_id, from_block=from_block), timeout=timeout_seconds
+        cursor = store.cursor(cursor_name) or 0
+        mine, peer = ours.get(chain_id), theirs.get(chain_id)
+        # Certificate pages only when the peer may hold one we lack: a peer no further and
+        # with no more certificates has nothing to add (a cheap test, so rounds cost one call).
+        behind = peer is not None and (
+            mine is None
+            or mine.highest_certified_block < peer.highest_certified_block
+            or mine.certificate_count < peer.certificate_count
+        )
+        if behind:
+            highest_fetched = await _fetch_certificates(
+                stub, store, domain, node_set, chain_id, cursor, now_ms, on_report, totals, timeout_seconds
             )
-            certificates = list(page.certificates)
-            missing = [c for c in certificates if not _held(store, domain, c)]
-            verified, bad = await asyncio.to_thread(_verify_certificates, domain, node_set, missing)
-            report = ingest(store, node_set, verified, now_ms())
-            on_report(report)
-            received += len(certificates)
-            rejected += bad
-            formed += len(report.certificates)
-            if certificates:
-                highest = max(highest, max(c.observation.block_number for c in certificates))
-            if not page.more or not certificates:
-                break
-            # Pages are in block order; restarting at the last block re-reads a few rows
-            # (duplicates are free) instead of skipping any that share that block.
-            next_from = certificates[-1].observation.block_number
-            from_block = next_from if next_from > from_block else next_from + 1
-        pending_from = max(0, (store.cursor(cursor_name) or 0) - CATCH_UP_OVERLAP_BLOCKS)
-        while True:
-            pending = await stub.ListPendingSignatures(
-                sync_pb2.ListPendingSignaturesRequest(chain_id=chain_id, from_block=pending_from),
-                timeout=timeout_seconds,
-            )
-            signatures = list(pending.signatures)
-            verified, bad = await asyncio.to_thread(_verify_signatures, domain, node_set, signatures)
-            report = ingest(store, node_set, verified, now_ms())
-            on_report(report)
-            rejected += bad
-            formed += len(report.certificates)
-            if not pending.more or not signatures:
-                break
-            next_from = signatures[-1].observation.block_number
-            pending_from = next_from if next_from > pending_from else next_from + 1
+            cursor = max(cursor, highest_fetched)
+        # Signatures the peer holds for observations not certified anywhere yet: what lets a
+        # node that was away finish quorums whose gossip it missed.
+        await _fetch_pending(stub, store, domain, node_set, chain_id, cursor, now_ms, on_report, totals, timeout_seconds)
+        highest_here = max(
+            (row.highest_certified_block for row in store.chain_progress() if row.chain_id == chain_id), default=0
+        )
         with store.transaction():
-            store.set_cursor(cursor_name, max(highest, store.cursor(cursor_name) or 0))
-    return received, rejected, formed
+            store.set_cursor(cursor_name, max(cursor, highest_here))
+    return totals[0], totals[1], totals[2]
+
+
+async def _fetch_certificates(
+    stub: sync_pb2_grpc.SyncStub,
+    store: AttestationStore,
+    domain: SigningDomain,
+    node_set: NodeSet,
+    chain_id: int,
+    cursor: int,
+    now_ms: Callable[[], int],
+    on_report: Callable[[IngestReport], None],
+    totals: list[int],
+    timeout_seconds: float,
+) -> int:
+    """Page through the peer's certificates from just below the cursor; returns the highest block seen."""
+    from_block = max(0, cursor - CATCH_UP_OVERLAP_BLOCKS)
+    highest = from_block
+    while True:
+        page = await stub.ListCertificates(
+            sync_pb2.ListCertificatesRequest(chain_id=chain_id, from_block=from_block), timeout=timeout_seconds
+        )
+        certificates = list(page.certificates)
+        missing = [certificate for certificate in certificates if not _held(store, domain, certificate)]
+        verified, bad = await asyncio.to_thread(_verify_certificates, domain, node_set, missing)
+        report = ingest(store, node_set, verified, now_ms())
+        on_report(report)
+        totals[0] += len(certificates)
+        totals[1] += bad
+        totals[2] += len(report.certificates)
+        if certificates:
+            highest = max(highest, max(certificate.observation.block_number for certificate in certificates))
+        if not page.more or not certificates:
+            return highest
+        # Pages are in block order; restarting at the last block re-reads a few rows
+        # (already held, so skipped before verification) instead of missing any.
+        next_from = certificates[-1].observation.block_number
+        from_block = next_from if next_from > from_block else next_from + 1
+
+
+async def _fetch_pending(
+    stub: sync_pb2_grpc.SyncStub,
+    store: AttestationStore,
+    domain: SigningDomain,
+    node_set: NodeSet,
+    chain_id: int,
+    cursor: int,
+    now_ms: Callable[[], int],
+    on_report: Callable[[IngestReport], None],
+    totals: list[int],
+    timeout_seconds: float,
+) -> None:
+    from_block = max(0, cursor - CATCH_UP_OVERLAP_BLOCKS)
+    while True:
+        page = await stub.ListPendingSignatures(
+            sync_pb2.ListPendingSignaturesRequest(chain_id=chain_id, from_block=from_block), timeout=timeout_seconds
+        )
+        signatures = list(page.signatures)
+        verified, bad = await asyncio.to_thread(_verify_signatures, domain, node_set, signatures)
+        report = ingest(store, node_set, verified, now_ms())
+        on_report(report)
+        totals[1] += bad
+        totals[2] += len(report.certificates)
+        if not page.more or not signatures:
+            return
+        next_from = signatures[-1].observation.block_number
+        from_block = next_from if next_from > from_block else next_from + 1

@@ -21,7 +21,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -188,6 +188,8 @@ class ClaimProcessor:
         self._backend = backend or get_backend()
         self._lock = threading.Lock()
         self.alarms: list[str] = []
+        self.outcome_observers: list[Callable[[ClaimOutcome], None]] = []
+        """Called with every outcome, whichever path the claim came by (metrics)."""
 
     def restore(self) -> int:
         """Credit every stored claim into a fresh clearing state (at start-up); returns the count.
@@ -203,6 +205,12 @@ class ClaimProcessor:
 
     def submit(self, proof_document: Any, public_document: Any) -> ClaimOutcome:
         """Check a claim in snarkjs JSON form and credit it if every check passes."""
+        outcome = self._submit(proof_document, public_document)
+        for observer in self.outcome_observers:
+            observer(outcome)
+        return outcome
+
+    def _submit(self, proof_document: Any, public_document: Any) -> ClaimOutcome:
         try:
             proof = parse_proof(proof_document)
             signals = parse_public_signals(public_document)

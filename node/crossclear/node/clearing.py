@@ -172,6 +172,8 @@ class ClearingState:
         self._last_recompute_seconds = 0.0
         self._account_height: dict[str, int] = {}
         self._listeners: list[Callable[[int], None]] = []
+        self.recompute_observers: list[Callable[[float], None]] = []
+        """Called with the wall time of every kernel recompute (metrics)."""
 
     # ------------------------------------------------------------------ updates
 
@@ -259,7 +261,7 @@ class ClearingState:
                     touched = self._engine.update_underlying(self._underlying_index[name], price=price)
                 else:
                     touched = self._engine.update_asset(self._asset_index[name], price=price)
-                self._last_recompute_seconds = time.perf_counter() - start
+                self._observe_recompute(time.perf_counter() - start)
                 affected = [rows[int(k)] for k in touched]
             else:
                 # The arrays are rebuilt on the next read anyway; every account may move.
@@ -458,7 +460,12 @@ class ClearingState:
         self._keys = keys
         self._keyed_at = now
         self._dirty = False
-        self._last_recompute_seconds = time.perf_counter() - start
+        self._observe_recompute(time.perf_counter() - start)
+
+    def _observe_recompute(self, seconds: float) -> None:
+        self._last_recompute_seconds = seconds
+        for observer in self.recompute_observers:
+            observer(seconds)
 
     def _report(
         self, account: str, state: _Account, result: MarginResult, row: int, marks: Mapping[str, float], market: Market | None = None

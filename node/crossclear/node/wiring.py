@@ -150,6 +150,11 @@ class Node:
             withdrawals=WithdrawalServicer(self.withdrawals, config.node_set, config.rpc_peers),
             liquidations=LiquidationServicer(self.liquidations, config.private_key),
         )
+        self.claims.outcome_observers.append(
+            lambda outcome: self.metrics.claims.labels(result=outcome.reason.value if outcome.reason else "accepted").inc()
+        )
+        self.state.recompute_observers.append(self.metrics.margin_recompute_seconds.observe)
+        self.withdrawals.result_observers.append(lambda result: self.metrics.releases.labels(result=result).inc())
         self._heads_seen: dict[str, tuple[int, int]] = {}
         self._early_claims: dict[tuple[int, int, int], list[tuple[float, bytes]]] = {}
         self._early_lock = threading.Lock()
@@ -260,7 +265,6 @@ class Node:
             except ValueError:
                 return
             outcome = self.claims.submit(proof, list(request.public_signals))
-            self.metrics.claims.labels(result="accepted" if outcome.accepted else outcome.reason.value if outcome.reason else "unknown").inc()
             if outcome.reason is RejectReason.UNCERTIFIED_ROOT and outcome.claim is not None:
                 # The peer certified this root before we did: keep the claim for our certificate.
                 self._keep_early_claim((outcome.claim.source_chain_id, outcome.claim.vault, outcome.claim.root), body)

@@ -17,6 +17,7 @@ requester that lost the answers can gather them anew; the reservation is not tak
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,8 @@ class WithdrawalDesk:
         self._key = node_private_key
         self._lock = threading.Lock()
         self.alarms: list[str] = []
+        self.result_observers: list[Callable[[str], None]] = []
+        """Called with "signed" or "refused" for every request (metrics)."""
 
     def restore(self) -> int:
         """Re-reserve every signed release in a fresh clearing state (after claims are restored).
@@ -179,6 +182,17 @@ class WithdrawalDesk:
 
     def sign_release(self, request: WithdrawalRequest, owner_signature: bytes) -> tuple[VaultDomain, ReleaseOrder, bytes]:
         """Check the request; when it passes, reserve the amount and sign the Release order."""
+        try:
+            signed = self._sign_release(request, owner_signature)
+        except WithdrawalRefused:
+            for observer in self.result_observers:
+                observer("refused")
+            raise
+        for observer in self.result_observers:
+            observer("signed")
+        return signed
+
+    def _sign_release(self, request: WithdrawalRequest, owner_signature: bytes) -> tuple[VaultDomain, ReleaseOrder, bytes]:
         _check_shape(request)
         signable = encode_typed_data(full_message=request_typed_data(request, self._domain))
         try:

@@ -51,9 +51,10 @@ class TrioThread:
         try:
             trio.run(self._main, service)
         except BaseException as error:
+            cause = _first_leaf(error)
             if not self._started.done():
-                self._started.set_exception(error)
-            self._finished.set_exception(error)
+                self._started.set_exception(RuntimeError(f"{self._name} failed to start: {cause!r}"))
+            self._finished.set_exception(cause)
         else:
             if not self._started.done():
                 self._started.set_exception(RuntimeError(f"{self._name} stopped before it was ready"))
@@ -106,6 +107,13 @@ class TrioThread:
             await asyncio.to_thread(self._thread.join, timeout_seconds)
             if self._thread.is_alive():
                 raise TimeoutError(f"{self._name} did not stop within {timeout_seconds:.0f} s")
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    # trio wraps failures in exception groups; people need the one thing that went wrong.
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
 
 
 class AsyncioSink:

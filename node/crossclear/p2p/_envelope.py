@@ -110,11 +110,12 @@ class EnvelopeGuard:
         if signer not in self.members:
             raise Dropped("not_member", f"signer 0x{signer.hex()} is not in the node set")
         self._forget_expired(now)
-        if digest in self._seen:
+        seen_key = signer + digest
+        if seen_key in self._seen:
             raise Dropped("replayed", f"envelope 0x{digest.hex()[:16]} already delivered")
         if not self._take_token(signer, topic, now):
             raise Dropped("rate_limited", f"signer 0x{signer.hex()} above {self.settings.signer_messages_per_second}/s")
-        self._seen[digest] = envelope.sent_at_ms + self.settings.max_age_ms
+        self._seen[seen_key] = envelope.sent_at_ms + self.settings.max_age_ms
         return OpenedEnvelope(signer, envelope.sent_at_ms, bytes(envelope.body))
 
     def _forget_expired(self, now: int) -> None:

@@ -6,7 +6,10 @@ so client and server do not share a GIL:
 
 - latency: an open-loop schedule of `--rate` GetMargin calls per second for `--seconds`
   (each call starts on time whether or not earlier ones finished), p50 and p99;
-- throughput: a closed loop of `--concurrency` callers for `--seconds`, calls per second.
+- throughput: a closed loop of `--concurrency` callers for `--seconds`, calls per second;
+- claim credit: on a one-chain devnet with 4 node processes, `--claims` deposits are proven
+  first (snarkjs, not timed), then each claim is submitted to one node and timed until all
+  four nodes report the collateral credited.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--rate", type=float, default=500.0, help="GetMargin calls per second for the latency run (default 500)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each run (default 10)")
     parser.add_argument("--concurrency", type=int, default=32, help="callers in the throughput run (default 32)")
+    parser.add_argument("--claims", type=int, default=8, help="claims timed from submission to credit on all 4 nodes (default 8; 0 skips)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
 
@@ -116,9 +120,84 @@ def _client(target: str, accounts: list[str], rate: float, seconds: float, concu
     results.put(asyncio.run(main()))
 
 
+def _claim_credit_latencies(count: int) -> list[float]:
+    """Milliseconds from SubmitClaim at node 0 to the collateral shown by all four nodes."""
+    import secrets
+    import tempfile
+    from pathlib import Path
+
+    from eth_account import Account
+
+    from crossclear.devnet.accounts import funded_accounts, node_keys
+    from crossclear.devnet.deploy import connect, transact
+    from crossclear.devnet.nodes import DEVNET_CLEARINGHOUSE_DOMAIN, deployed_chains, start_nodes
+    from crossclear.devnet.runner import start_devnet
+    from crossclear.rpc.client import get_margin, submit_claim
+    from crossclear.v1 import claim_pb2
+    from crossclear.zk import IncrementalMerkleTree, secret_hash
+    from crossclear.zk.groth16 import proof_to_json
+    from crossclear.zk.prover import ClaimStatement, Deposit, prove_claim
+
+    state_dir = Path(tempfile.mkdtemp(prefix="crossclear-bench-"))
+    devnet = start_devnet(1, state_dir, progress=lambda line: None)
+    nodes = None
+    try:
+        nodes = start_nodes(deployed_chains(devnet.chains), node_keys(4), funded_accounts()[9], state_dir, progress=lambda line: None)
+        targets = [node.details["rpc"] for node in nodes.nodes]
+        plan, anvil, deployment = devnet.chains[0]
+        web3 = connect(anvil.rpc_url)
+        usdc = next(token for token in deployment.tokens if token.symbol == "USDC")
+        depositors = [Account.create() for _ in range(count)]
+        deposits = []
+        for index, depositor in enumerate(depositors):
+            web3.provider.make_request("anvil_setBalance", [depositor.address, hex(10**18)])  # type: ignore[arg-type]
+            web3.provider.make_request("anvil_impersonateAccount", [depositor.address])  # type: ignore[arg-type]
+            transact(web3, "MockERC20", usdc.address, "mint", depositor.address, 1_000 * 10**6)
+            transact(web3, "MockERC20", usdc.address, "approve", deployment.vault, 1_000 * 10**6, sender=depositor.address)
+            secret = secrets.randbelow(2**200)
+            transact(web3, "CollateralVault", deployment.vault, "deposit", usdc.address, 1_000 * 10**6, secret_hash(secret), sender=depositor.address)
+            deposits.append(Deposit(secret, int(depositor.address, 16), int(usdc.address, 16), 1_000 * 10**6, index, plan.chain_id, int(deployment.vault, 16)))
+        tree = IncrementalMerkleTree()
+        for deposit in deposits:
+            tree.insert(deposit.leaf)
+        proofs = [prove_claim(deposit, tree.path(deposit.leaf_index), ClaimStatement(deposit.amount, DEVNET_CLEARINGHOUSE_DOMAIN)) for deposit in deposits]
+
+        async def measure() -> list[float]:
+            latencies = []
+            for depositor, (proof, claim) in zip(depositors, proofs):
+                account = depositor.address.lower()
+                while True:  # wait (untimed) until the root is final and certified
+                    start = time.perf_counter()
+                    reply = await submit_claim(targets[0], proof_to_json(proof), claim.to_json())
+                    if reply.status != claim_pb2.CLAIM_STATUS_UNCERTIFIED_ROOT:
+                        break
+                    await asyncio.sleep(0.2)
+                if reply.status != claim_pb2.CLAIM_STATUS_ACCEPTED:
+                    raise RuntimeError(f"claim refused: {reply.detail}")
+                pending = set(targets)
+                while pending:
+                    for target in list(pending):
+                        try:
+                            margin = await get_margin(target, account)
+                        except UsageError:
+                            continue
+                        if margin.collateral:
+                            pending.discard(target)
+                    if pending:
+                        await asyncio.sleep(0.005)
+                latencies.append((time.perf_counter() - start) * 1000)
+            return latencies
+
+        return asyncio.run(measure())
+    finally:
+        if nodes is not None:
+            nodes.stop()
+        devnet.stop()
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.accounts < 1 or args.rate <= 0 or args.seconds <= 0 or args.concurrency < 1:
-        raise UsageError("--accounts, --rate, --seconds and --concurrency must be positive")
+    if args.accounts < 1 or args.rate <= 0 or args.seconds <= 0 or args.concurrency < 1 or args.claims < 0:
+        raise UsageError("--accounts, --rate, --seconds and --concurrency must be positive, --claims not negative")
     from crossclear.rpc._server import ApiServer
 
     build_start = time.perf_counter()
@@ -146,9 +225,11 @@ def run(args: argparse.Namespace) -> int:
             await server.stop(0)
 
     measured = asyncio.run(main())
+    credit = _claim_credit_latencies(args.claims) if args.claims > 0 else []
     figures = {
         "get_margin_ms": {"p50": round(measured["p50"], 3), "p99": round(measured["p99"], 3)},
         "get_margin_rps": round(measured["rps"]),
+        "claim_credit_ms": {"p50": round(statistics.median(credit), 1), "p99": round(max(credit), 1), "claims": len(credit)} if credit else None,
         "latency_run": {"rate": args.rate, "achieved_rate": round(measured["achieved_rate"], 1), "calls": measured["calls"], "errors": measured["errors"]},
         "accounts": args.accounts,
         "state_load_seconds": round(load_seconds, 2),
