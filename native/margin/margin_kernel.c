@@ -221,6 +221,11 @@ static double collateral_value(const margin_params *params, const margin_market 
     return value;
 }
 
+/* The hot loop: built twice (AVX2 and baseline x86-64) and picked at load time, so a portable
+ * build still uses the wider vectors where the CPU has them. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
 static void account_margin(const margin_params *params, const margin_market *market,
                            const margin_instruments *instruments, const margin_book *book,
                            const workspace_view *view, int64_t account, double stamp,

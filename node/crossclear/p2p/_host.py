@@ -149,6 +149,9 @@ class GossipHost:
         router = GossipSub(
             protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11],
             direct_peers=direct_peers,
+            # Our own loop dials (one side per pair, see _keep_connected); the router's
+            # direct-connect only repairs, later, so the two never race at start-up.
+            direct_connect_initial_delay=5.0,
             direct_connect_interval=5,
             degree=settings.mesh_degree,
             degree_low=settings.mesh_degree_low,
@@ -238,11 +241,41 @@ class GossipHost:
         await self._pubsub.publish(topic, data)
 
     async def _keep_connected(self, host: Any) -> None:
+        """Dial missing bootstrap peers, and reset links that are up but carry no gossip.
+
+        One side of each pair dials (the one with the larger peer id), so two nodes starting
+        together do not race two connections and tear one down under pubsub; the other side
+        dials too once a peer has been missing for a few rounds (asymmetric configs). A peer
+        that stays connected without a pubsub stream or subscription for a few rounds is
+        disconnected, and the next round dials it afresh: py-libp2p can lose a pubsub stream
+        when a duplicate connection closes, and gossip with that peer would silently stop.
+        """
         peers = [(ID.from_base58(peer.peer_id), peer.multiaddr) for peer in self._config.bootstrap]
+        missing_rounds: dict[ID, int] = {}
+        silent_rounds: dict[ID, int] = {}
+        topic = next(iter(self._topics), None)
         while True:
             connected = set(host.get_connected_peers())
+            pubsub = self._pubsub
             for peer_id, address in peers:
-                if peer_id in connected or peer_id == self._peer_id:
+                if peer_id == self._peer_id:
+                    continue
+                if peer_id in connected:
+                    missing_rounds.pop(peer_id, None)
+                    subscribed = pubsub is not None and peer_id in pubsub.peers and (
+                        topic is None or peer_id in pubsub.peer_topics.get(topic, ())
+                    )
+                    silent_rounds[peer_id] = 0 if subscribed else silent_rounds.get(peer_id, 0) + 1
+                    if silent_rounds[peer_id] >= _SILENT_ROUNDS_BEFORE_RESET:
+                        silent_rounds[peer_id] = 0
+                        _log.info("resetting the connection to %s: connected but no gossip stream", peer_id)
+                        with trio.move_on_after(2.0):
+                            with contextlib.suppress(Exception):
+                                await host.disconnect(peer_id)
+                    continue
+                missing_rounds[peer_id] = missing_rounds.get(peer_id, 0) + 1
+                we_dial = self._peer_id.to_bytes() > peer_id.to_bytes()
+                if not we_dial and missing_rounds[peer_id] < _MISSING_ROUNDS_BEFORE_DIALING_ANYWAY:
                     continue
                 with trio.move_on_after(2.0):
                     try:
@@ -250,3 +283,7 @@ class GossipHost:
                     except Exception as error:  # a peer that is down is normal; retry next round
                         _log.debug("dial %s failed: %s", address, error)
             await trio.sleep(self._config.settings.reconnect_seconds)
+
+
+_SILENT_ROUNDS_BEFORE_RESET = 3
+_MISSING_ROUNDS_BEFORE_DIALING_ANYWAY = 3

@@ -61,20 +61,21 @@ class WithdrawalServicer(withdrawal_pb2_grpc.WithdrawalServiceServicer):
         self._threshold = threshold(len(node_set))
         self._peers = list(peer_targets)
 
-    async def SignRelease(self, request: withdrawal_pb2.ReleaseRequest, context: Any) -> withdrawal_pb2.ReleaseSignature:
+    async def _sign_here(self, request: withdrawal_pb2.ReleaseRequest, context: Any) -> tuple[VaultDomain, ReleaseOrder, bytes]:
+        """This node's own checks and signature; a refusal ends the call with its reason."""
         try:
             parsed = request_from_proto(request)
-            domain, order, signature = await asyncio.to_thread(self._desk.sign_release, parsed, bytes(request.owner_signature))
+            return await asyncio.to_thread(self._desk.sign_release, parsed, bytes(request.owner_signature))
         except WithdrawalRefused as error:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+            raise  # abort raises; this line only tells the type checker
+
+    async def SignRelease(self, request: withdrawal_pb2.ReleaseRequest, context: Any) -> withdrawal_pb2.ReleaseSignature:
+        domain, order, signature = await self._sign_here(request, context)
         return withdrawal_pb2.ReleaseSignature(signer=recover_signer(domain, order, signature), signature=signature)
 
     async def RequestRelease(self, request: withdrawal_pb2.ReleaseRequest, context: Any) -> withdrawal_pb2.Release:
-        try:
-            parsed = request_from_proto(request)
-            domain, order, own = await asyncio.to_thread(self._desk.sign_release, parsed, bytes(request.owner_signature))
-        except WithdrawalRefused as error:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        domain, order, own = await self._sign_here(request, context)
         signatures = {int(recover_signer(domain, order, own), 16): own}
         refusals: list[str] = []
         pending = {asyncio.ensure_future(self._ask_peer(target, request)) for target in self._peers}

@@ -25,15 +25,18 @@ def _unavailable(target: str, error: grpc.aio.AioRpcError) -> UsageError:
     return UsageError(f"node {target} answered {error.code().name}: {error.details()}")
 
 
-async def get_margin(target: str, account: str) -> margin_pb2.AccountMargin:
+async def _call(target: str, stub_type: Callable[[grpc.aio.Channel], Any], method: str, request: Any) -> Any:
+    """One unary call to a node; every failure becomes one UsageError line naming the node."""
     async with grpc.aio.insecure_channel(target) as channel:
         try:
-            reply: margin_pb2.AccountMargin = await margin_pb2_grpc.MarginServiceStub(channel).GetMargin(
-                margin_pb2.GetMarginRequest(account=account), timeout=CALL_TIMEOUT_SECONDS
-            )
+            return await getattr(stub_type(channel), method)(request, timeout=CALL_TIMEOUT_SECONDS)
         except grpc.aio.AioRpcError as error:
             raise _unavailable(target, error) from None
-        return reply
+
+
+async def get_margin(target: str, account: str) -> margin_pb2.AccountMargin:
+    reply: margin_pb2.AccountMargin = await _call(target, margin_pb2_grpc.MarginServiceStub, "GetMargin", margin_pb2.GetMarginRequest(account=account))
+    return reply
 
 
 async def stream_margin(target: str, account: str, show: Callable[[margin_pb2.AccountMargin], object]) -> None:
@@ -47,25 +50,14 @@ async def stream_margin(target: str, account: str, show: Callable[[margin_pb2.Ac
 
 
 async def submit_claim(target: str, proof_document: Any, public_signals: list[str]) -> claim_pb2.SubmitClaimResponse:
-    async with grpc.aio.insecure_channel(target) as channel:
-        try:
-            reply: claim_pb2.SubmitClaimResponse = await claim_pb2_grpc.ClaimServiceStub(channel).SubmitClaim(
-                claim_pb2.SubmitClaimRequest(proof_json=json.dumps(proof_document), public_signals=public_signals), timeout=CALL_TIMEOUT_SECONDS
-            )
-        except grpc.aio.AioRpcError as error:
-            raise _unavailable(target, error) from None
-        return reply
+    request = claim_pb2.SubmitClaimRequest(proof_json=json.dumps(proof_document), public_signals=public_signals)
+    reply: claim_pb2.SubmitClaimResponse = await _call(target, claim_pb2_grpc.ClaimServiceStub, "SubmitClaim", request)
+    return reply
 
 
 async def get_claim(target: str, nullifier: str) -> claim_pb2.Claim:
-    async with grpc.aio.insecure_channel(target) as channel:
-        try:
-            reply: claim_pb2.Claim = await claim_pb2_grpc.ClaimServiceStub(channel).GetClaim(
-                claim_pb2.GetClaimRequest(nullifier=nullifier), timeout=CALL_TIMEOUT_SECONDS
-            )
-        except grpc.aio.AioRpcError as error:
-            raise _unavailable(target, error) from None
-        return reply
+    reply: claim_pb2.Claim = await _call(target, claim_pb2_grpc.ClaimServiceStub, "GetClaim", claim_pb2.GetClaimRequest(nullifier=nullifier))
+    return reply
 
 
 async def request_release(
@@ -82,21 +74,13 @@ async def request_release(
         nonce=nonce,
         owner_signature=sign_request(request, clearinghouse_domain, owner_key),
     )
-    async with grpc.aio.insecure_channel(target) as channel:
-        try:
-            reply: withdrawal_pb2.Release = await withdrawal_pb2_grpc.WithdrawalServiceStub(channel).RequestRelease(message, timeout=CALL_TIMEOUT_SECONDS)
-        except grpc.aio.AioRpcError as error:
-            raise _unavailable(target, error) from None
-        return reply
+    reply: withdrawal_pb2.Release = await _call(target, withdrawal_pb2_grpc.WithdrawalServiceStub, "RequestRelease", message)
+    return reply
 
 
 async def node_status(target: str) -> node_pb2.NodeStatus:
-    async with grpc.aio.insecure_channel(target) as channel:
-        try:
-            reply: node_pb2.NodeStatus = await node_pb2_grpc.NodeServiceStub(channel).GetStatus(node_pb2.GetNodeStatusRequest(), timeout=CALL_TIMEOUT_SECONDS)
-        except grpc.aio.AioRpcError as error:
-            raise _unavailable(target, error) from None
-        return reply
+    reply: node_pb2.NodeStatus = await _call(target, node_pb2_grpc.NodeServiceStub, "GetStatus", node_pb2.GetNodeStatusRequest())
+    return reply
 
 
 def read_key_file(path: Path) -> bytes:
