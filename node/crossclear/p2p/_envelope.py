@@ -7,6 +7,7 @@ here never reaches application code, and is not relayed.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -78,16 +79,23 @@ class EnvelopeGuard:
     dropped: dict[str, int] = field(default_factory=dict)
     _seen: OrderedDict[bytes, int] = field(default_factory=OrderedDict)
     _buckets: dict[tuple[bytes, str], _TokenBucket] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def open(self, topic: str, data: bytes) -> OpenedEnvelope:
         try:
             return self._open(topic, data)
         except Dropped as error:
-            self.dropped[error.reason] = self.dropped.get(error.reason, 0) + 1
+            self.count_drop(error.reason)
             raise
 
     def count_drop(self, reason: str) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        with self._lock:
+            self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    def dropped_snapshot(self) -> dict[str, int]:
+        """A copy of the drop counters, safe to take from another thread (status calls)."""
+        with self._lock:
+            return dict(self.dropped)
 
     def _open(self, topic: str, data: bytes) -> OpenedEnvelope:
         if len(data) > self.settings.max_message_bytes:

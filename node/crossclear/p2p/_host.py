@@ -124,7 +124,13 @@ class GossipHost:
         return str(self._peer_id.to_base58())
 
     def connected_peers(self) -> int:
-        return 0 if self._host is None else len(self._host.get_connected_peers())
+        """Connected peer count; read from the asyncio thread, so retry if libp2p mutates mid-read."""
+        for _ in range(10):
+            try:
+                return 0 if self._host is None else len(self._host.get_connected_peers())
+            except RuntimeError:  # "dictionary changed size during iteration"
+                continue
+        return 0
 
     async def serve(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         settings = self._config.settings

@@ -63,7 +63,7 @@ class GossipNetwork:
         return 0 if self._host is None else self._host.connected_peers()
 
     def dropped(self) -> dict[str, int]:
-        return dict(self.guard.dropped)
+        return self.guard.dropped_snapshot()
 
     async def publish(self, topic: str, body: bytes) -> None:
         if self._host is None:
