@@ -166,4 +166,5 @@ def test_deposit_claim_position_and_release(tmp_path: Path) -> None:
                 for node in nodes:
                     await node.stop()
 
-        asyncio.run(story())
+        # A hang anywhere fails here with the stack of the await that hung, not at pytest's timeout.
+        asyncio.run(asyncio.wait_for(story(), 300))

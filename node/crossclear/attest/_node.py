@@ -8,7 +8,6 @@ and hands over messages already verified by its validators.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 import grpc
 
 from crossclear._net import LOOPBACK
+from crossclear._tasks import cancel_and_wait
 from crossclear.attest._aggregator import Certificate, IngestReport, ingest
 from crossclear.attest._eip712 import SigningDomain
 from crossclear.attest._keys import NodeKey, recover_signer
@@ -155,11 +155,7 @@ class AttestationNode:
             self._tasks.append(asyncio.create_task(self._catch_up_periodically()))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         await self.network.stop()
         for channel in self._channels:

@@ -15,7 +15,6 @@ then reserved releases, so a node restarted at any moment comes back with what i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import threading
@@ -24,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crossclear import __version__
+from crossclear._tasks import cancel_and_wait
 from crossclear.attest import AttestationNode, Certificate, NodeKey, NodeSet, ObservationKind
 from crossclear.attest import NodeConfig as AttestationConfig
 from crossclear.chains import ChainAdapterError, Cursor, ReorgTooDeep
@@ -159,6 +159,7 @@ class Node:
         self._early_claims: dict[tuple[int, int, int], list[tuple[float, bytes]]] = {}
         self._early_lock = threading.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -181,11 +182,8 @@ class Node:
         return Ports(rpc=rpc_port, sync=self.config.sync_listen.port, metrics=metrics_port)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._stopping = True
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         await self.api.stop(0.5)
         await self.attestation.stop()
@@ -201,10 +199,12 @@ class Node:
 
     async def _follow(self, name: str, adapter: EvmChainAdapter) -> None:
         chain = self.config.chains[name]
-        while True:
+        while not self._stopping:
             cursor = self.cursors.load(name) or Cursor.before(chain.chain_id, chain.start_block)
             try:
                 async for batch in adapter.observations(cursor):
+                    if self._stopping:
+                        return
                     by_block: dict[tuple[int, bytes], list[object]] = {}
                     for observation in batch.observations:
                         by_block.setdefault((observation.block_number, observation.block_hash), []).append(observation)
@@ -224,7 +224,7 @@ class Node:
                 await asyncio.sleep(FOLLOW_RETRY_SECONDS)
 
     async def _watch_heads(self, name: str, adapter: EvmChainAdapter) -> None:
-        while True:
+        while not self._stopping:
             try:
                 head, finalized = await adapter.head(), await adapter.finalized_head()
                 self._heads_seen[name] = (head.number, finalized.number)

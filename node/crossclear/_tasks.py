@@ -1,0 +1,28 @@
+"""Stopping asyncio tasks reliably.
+
+Python 3.11's `asyncio.wait_for` can lose a cancellation that arrives just as the awaited
+call completes (fixed in 3.12); a task looping over such calls then never ends, and a plain
+`task.cancel(); await task` waits forever. Stopping therefore cancels, waits a bounded time,
+and cancels again, and the loops also check a stop flag of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+_log = logging.getLogger(__name__)
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[None]], timeout_seconds: float = 10.0) -> None:
+    """Cancel the tasks and wait until they end, re-cancelling any that ignore a cancel."""
+    pending = {task for task in tasks if not task.done()}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_seconds
+    while pending and loop.time() < deadline:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+    for task in pending:
+        _log.warning("task %s did not stop within %.0f s; abandoning it", task.get_name(), timeout_seconds)
