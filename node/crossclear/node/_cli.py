@@ -12,6 +12,7 @@ from pathlib import Path
 
 from crossclear._errors import UsageError
 from crossclear.chains import ChainAdapterError
+from crossclear.node.config import NodeConfig
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -41,11 +42,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+async def _check_chains(config: NodeConfig) -> None:
+    from crossclear.chains.evm import EvmChainAdapter
+
+    logging.getLogger("crossclear.chains").setLevel(logging.ERROR)
+    for chain in config.chains.values():
+        adapter = EvmChainAdapter(chain)
+        try:
+            await adapter.connect()
+        except ChainAdapterError as error:
+            raise UsageError(str(error)) from None
+        finally:
+            await adapter.close()
+    logging.getLogger("crossclear.chains").setLevel(logging.NOTSET)
+
+
 def run(args: argparse.Namespace) -> int:
     from crossclear.node.config import load_config
     from crossclear.node.wiring import Node
 
     config = load_config(args.config)
+    # Before any state or log exists: an unreachable chain, a wrong chain id or a missing
+    # contract is one line and a non-zero exit, and leaves no data folder behind.
+    asyncio.run(_check_chains(config))
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter(config.name))
     logging.basicConfig(level=args.log_level, handlers=[handler])
