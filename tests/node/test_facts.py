@@ -115,3 +115,22 @@ def test_release_and_seize_debit_once(tmp_path: Path) -> None:
     # and release 4 (paid for more than the order this node reserved under that id) debit now.
     assert facts._state.margin(ALICE).collateral[0].amount == pytest.approx(35.0)
     assert seized == [ALICE]
+
+
+def test_a_debit_certified_before_the_credit_waits_for_it(tmp_path: Path) -> None:
+    facts, _ = facts_store(tmp_path)
+    events = [Released(**base(VAULT, 0, 12), order_id=b"\x09" * 32, account=ALICE, asset=USDC, amount=40 * 10**6, recipient=ALICE)]
+    (fact, encoded), = facts_for_block(CHAIN, 12, BLOCK_HASH, VAULT, events)
+    facts.observed(fact, encoded)
+    facts.certified(fact)
+    assert facts._state.accounts() == []  # nothing credited yet: the debit waits
+    facts._state.credit_collateral(ALICE, CHAIN, "USDC", 100.0)  # the claim's gossip arrives
+    assert facts.settle_pending_debits(ALICE) == 1
+    assert facts._state.margin(ALICE).collateral[0].amount == pytest.approx(60.0)
+    assert facts.settle_pending_debits(ALICE) == 0
+
+    restarted, _ = facts_store(tmp_path)
+    restarted._state.credit_collateral(ALICE, CHAIN, "USDC", 100.0)  # claims are restored first
+    restarted.replay()
+    assert restarted.settle_pending_debits(ALICE) == 0
+    assert restarted._state.margin(ALICE).collateral[0].amount == pytest.approx(60.0)

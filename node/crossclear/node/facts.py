@@ -124,6 +124,13 @@ CREATE TABLE IF NOT EXISTS applied_events (
     block_number INTEGER NOT NULL,
     events TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pending_debits (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    chain_id INTEGER NOT NULL,
+    asset TEXT NOT NULL,
+    amount REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS certified_roots (
     chain_id INTEGER NOT NULL,
     vault TEXT NOT NULL,
@@ -235,13 +242,14 @@ class CertifiedFacts:
                         self._state.set_price(name, event.answer / 10**event.decimals, float(event.updated_at))
                 elif isinstance(event, Released):
                     if not self._already_reserved(event.order_id, event.account, event.asset, event.amount):
-                        self._debit(names, event.account, event.asset, event.amount)
+                        self._debit(names, event.account, event.asset, event.amount, keep_pending=not replaying)
                 elif isinstance(event, Seized):
-                    self._debit(names, event.account, event.asset, event.amount)
+                    self._debit(names, event.account, event.asset, event.amount, keep_pending=not replaying)
                     self._on_seized(event.account.lower())
             except ClearingError as error:
-                # Certified chain state the clearing state cannot take (e.g. a release of
-                # collateral this node never credited): keep going, but make it visible.
+                # Certified chain state the clearing state cannot take yet (e.g. a release of
+                # collateral this node has not credited): a debit waits in pending_debits;
+                # anything else is made visible.
                 message = f"chain {event.chain_id} block {event.block_number}: {type(event).__name__} not applied: {error}"
                 self.alarms.append(message)
                 if not replaying:
@@ -270,11 +278,42 @@ class CertifiedFacts:
         )
         self._state.set_position(event.trader, position_id, record)
 
-    def _debit(self, names: ChainNames, account: str, token: str, amount: int) -> None:
+    def _debit(self, names: ChainNames, account: str, token: str, amount: int, keep_pending: bool) -> None:
         asset = names.collateral.get(token.lower())
         if asset is None:
             raise ClearingError(f"token {token} is not configured as collateral on chain {names.chain_id}")
-        self._state.debit_collateral(account, names.chain_id, asset[0], amount / 10 ** asset[1])
+        units = amount / 10 ** asset[1]
+        try:
+            self._state.debit_collateral(account, names.chain_id, asset[0], units)
+        except ClearingError:
+            # The collateral left on-chain before this node credited the claim behind it (its
+            # gossip is still on the way): keep the debit and settle it when the credit lands.
+            # (A replay finds such debits already kept.)
+            if not keep_pending:
+                raise
+            with self._lock:
+                self._connection.execute(
+                    "INSERT INTO pending_debits (account, chain_id, asset, amount) VALUES (?, ?, ?, ?)",
+                    (account.lower(), names.chain_id, asset[0], units),
+                )
+            raise
+
+    def settle_pending_debits(self, account: str) -> int:
+        """Apply debits that were waiting for this account's collateral; returns how many."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT id, chain_id, asset, amount FROM pending_debits WHERE account = ? ORDER BY id", (account.lower(),)
+            ).fetchall()
+        settled = 0
+        for row_id, chain_id, asset, amount in rows:
+            try:
+                self._state.debit_collateral(account, int(chain_id), asset, float(amount))
+            except ClearingError:
+                continue  # still not enough credited: wait for the next credit
+            with self._lock:
+                self._connection.execute("DELETE FROM pending_debits WHERE id = ?", (row_id,))
+            settled += 1
+        return settled
 
     def close(self) -> None:
         self._connection.close()

@@ -30,7 +30,7 @@ from crossclear.chains import ChainAdapterError, Cursor, ReorgTooDeep
 from crossclear.chains.cursor_store import CursorStore
 from crossclear.chains.evm import EvmChainAdapter
 from crossclear.margin import parse_inputs
-from crossclear.node.claims import ClaimLedger, ClaimProcessor, CollateralToken, RejectReason
+from crossclear.node.claims import ClaimLedger, ClaimOutcome, ClaimProcessor, CollateralToken, RejectReason
 from crossclear.node.clearing import ClearingState
 from crossclear.node.config import NodeConfig
 from crossclear.node.facts import CertifiedFacts, ChainNames, facts_for_block
@@ -153,6 +153,7 @@ class Node:
         self.claims.outcome_observers.append(
             lambda outcome: self.metrics.claims.labels(result=outcome.reason.value if outcome.reason else "accepted").inc()
         )
+        self.claims.outcome_observers.append(self._settle_after_credit)
         self.state.recompute_observers.append(self.metrics.margin_recompute_seconds.observe)
         self.withdrawals.result_observers.append(lambda result: self.metrics.releases.labels(result=result).inc())
         self._heads_seen: dict[str, tuple[int, int]] = {}
@@ -169,6 +170,8 @@ class Node:
         self._loop = asyncio.get_running_loop()
         credited = self.claims.restore()
         replayed = self.facts.replay()
+        for account in self.state.accounts():
+            self.facts.settle_pending_debits(account)
         reserved = self.withdrawals.restore()
         _log.info("restored %d claims, %d certified event blocks, %d reserved releases", credited, replayed, reserved)
         for adapter in self.adapters.values():
@@ -286,6 +289,10 @@ class Node:
                 waiting = self._early_claims.pop(key, [])
             for _, item in waiting:
                 self._on_gossiped_claim(b"", item)
+
+    def _settle_after_credit(self, outcome: ClaimOutcome) -> None:
+        if outcome.accepted and outcome.claim is not None:
+            self.facts.settle_pending_debits(f"{outcome.claim.account:#042x}")
 
     # --- status ------------------------------------------------------------------------------
 
