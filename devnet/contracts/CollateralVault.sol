@@ -36,7 +36,7 @@ contract CollateralVault {
     bytes32 private constant DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     bytes32 public constant RELEASE_TYPEHASH =
-        keccak256("Release(bytes32 releaseId,address account,address token,uint256 amount,address recipient)");
+        keccak256("Release(bytes32 releaseId,address account,address token,uint256 amount,address recipient,uint64 deadline)");
     bytes32 public constant SEIZE_TYPEHASH =
         keccak256("Seize(bytes32 seizeId,address account,address token,uint256 amount,address recipient)");
     bytes32 public constant NODE_SET_UPDATE_TYPEHASH = keccak256("NodeSetUpdate(uint256 epoch,address[] signers)");
@@ -172,16 +172,20 @@ contract CollateralVault {
 
     // ---- quorum payouts -------------------------------------------------------------------
 
+    /// A release carries a deadline: after it the signatures are worthless, so nodes can hand
+    /// back collateral they reserved for a release that was never submitted.
     function release(
         bytes32 releaseId,
         address account,
         address token,
         uint256 amount,
         address recipient,
+        uint64 deadline,
         bytes[] calldata signatures
     ) external nonReentrant {
         require(!releaseUsed[releaseId], "CollateralVault: release id already used");
-        bytes32 structHash = keccak256(abi.encode(RELEASE_TYPEHASH, releaseId, account, token, amount, recipient));
+        require(block.timestamp <= deadline, "CollateralVault: release expired");
+        bytes32 structHash = keccak256(abi.encode(RELEASE_TYPEHASH, releaseId, account, token, amount, recipient, deadline));
         _requireQuorum(_typedDataDigest(structHash), signatures);
         releaseUsed[releaseId] = true;
         _pay(token, recipient, amount);

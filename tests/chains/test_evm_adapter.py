@@ -122,10 +122,13 @@ def test_quorum_payouts_are_observed_as_released_and_seized(chain: DevChain) -> 
     seize = SeizeOrder(b"\x02" * 32, account, token, 100, recipient)
     vault = chain.vault
     sender = {"from": chain.accounts[0].address}
-    for order, function in ((release, vault.functions.release), (seize, vault.functions.seize)):
+    for order in (release, seize):
         signatures = quorum_signatures(domain, order, [sign(domain, order, key.private_key) for key in chain.node_set[:3]])
-        order_id = order.release_id if isinstance(order, ReleaseOrder) else order.seize_id
-        function(order_id, order.account, order.token, order.amount, order.recipient, signatures).transact(sender)
+        if isinstance(order, ReleaseOrder):
+            call = vault.functions.release(order.release_id, order.account, order.token, order.amount, order.recipient, order.deadline, signatures)
+        else:
+            call = vault.functions.seize(order.seize_id, order.account, order.token, order.amount, order.recipient, signatures)
+        call.transact(sender)
     head = chain.anvil.block_number()
     batches = run(_stream_until(EvmChainAdapter(chain.adapter_config()), Cursor.before(chain.anvil.chain_id, head - 1), head))
     observations = [o for b in batches for o in b.observations]

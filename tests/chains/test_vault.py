@@ -48,7 +48,7 @@ def _tree_state(chain: DevChain) -> tuple[int, int]:
 
 def _release(chain: DevChain, order: ReleaseOrder, signatures: list[bytes]) -> Any:
     function = chain.vault.functions.release(
-        order.release_id, order.account, order.token, order.amount, order.recipient, signatures
+        order.release_id, order.account, order.token, order.amount, order.recipient, order.deadline, signatures
     )
     return function.transact({"from": chain.accounts[0].address})
 
@@ -298,3 +298,18 @@ def test_node_set_update_must_be_sorted_and_non_empty() -> None:
 def test_vault_deploys_with_the_node_set_threshold(chain: DevChain) -> None:
     assert chain.vault.functions.threshold().call() == 3
     assert chain.vault.functions.getSigners().call() == list(sorted_signers(k.address for k in chain.node_set))
+
+
+def test_release_after_its_deadline_reverts_and_pays_nothing(funded_vault: DevChain) -> None:
+    chain = funded_vault
+    now = int(chain.web3.eth.get_block("latest")["timestamp"])
+    expired = ReleaseOrder(os.urandom(32), chain.accounts[5].address, chain.token("USDC"), 10 * 10**6, chain.accounts[6].address, deadline=now - 1)
+    signatures = _signatures(chain, expired, list(chain.node_set[:3]))
+    before = _balance(chain, "USDC", expired.recipient)
+    with pytest.raises(ContractLogicError, match="release expired"):
+        _release(chain, expired, signatures)
+    assert _balance(chain, "USDC", expired.recipient) == before
+    # The same signatures cannot be moved to a later deadline either.
+    later = ReleaseOrder(expired.release_id, expired.account, expired.token, expired.amount, expired.recipient, deadline=now + 3600)
+    with pytest.raises(ContractLogicError):
+        _release(chain, later, signatures)

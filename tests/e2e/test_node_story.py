@@ -118,18 +118,18 @@ def test_deposit_claim_position_and_release(tmp_path: Path) -> None:
                 await eventually(position_everywhere, 60, "the position certified on every node")
 
                 # 4. Withdraw 0.2 WETH: a quorum signs, the vault pays.
-                ask = WithdrawalRequest(account, claim.nullifier, 2 * 10**17, depositor.address, b"\x05" * 32)
+                ask = WithdrawalRequest(account, claim.nullifier, 2 * 10**17, depositor.address, b"\x05" * 32, int(time.time()) + 600)
                 release = await withdrawal_pb2_grpc.WithdrawalServiceStub(channels[1]).RequestRelease(
                     withdrawal_pb2.ReleaseRequest(
                         account=account, claim_nullifier=str(claim.nullifier), amount=str(ask.amount), recipient=depositor.address,
-                        nonce=ask.nonce, owner_signature=sign_request(ask, DOMAIN, depositor.private_key),
+                        nonce=ask.nonce, deadline=ask.deadline, owner_signature=sign_request(ask, DOMAIN, depositor.private_key),
                     ),
                     timeout=30,
                 )
                 assert len(release.signatures) >= 3
                 token = web3.eth.contract(address=Web3.to_checksum_address(weth.address), abi=[{"name": "balanceOf", "type": "function", "stateMutability": "view", "inputs": [{"name": "a", "type": "address"}], "outputs": [{"name": "", "type": "uint256"}]}])
                 before = await asyncio.to_thread(token.functions.balanceOf(depositor.address).call)
-                await asyncio.to_thread(transact, web3, "CollateralVault", deployment.vault, "release", bytes(release.release_id), release.account, release.token, int(release.amount), release.recipient, list(release.signatures), sender=depositor.address)
+                await asyncio.to_thread(transact, web3, "CollateralVault", deployment.vault, "release", bytes(release.release_id), release.account, release.token, int(release.amount), release.recipient, release.deadline, list(release.signatures), sender=depositor.address)
                 assert await asyncio.to_thread(token.functions.balanceOf(depositor.address).call) == before + 2 * 10**17
 
                 # 5. ETH halves: long ETH against WETH collateral is under water on every node;

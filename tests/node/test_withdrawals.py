@@ -3,6 +3,7 @@ initial margin without the released collateral; every refusal leaves the state a
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ NODE_KEY = bytes.fromhex("11" * 32)
 STRANGER_KEY = bytes.fromhex("22" * 32)
 
 
-def setup(tmp_path: Path, clock: FakeClock | None = None, heartbeat: float = 3600.0) -> tuple[WithdrawalDesk, int]:
+def setup(tmp_path: Path, clock: FakeClock | None = None, heartbeat: float = 3600.0, desk_clock: FakeClock | None = None) -> tuple[WithdrawalDesk, int]:
     state = make_state(clock, heartbeat)
     token = CollateralToken(CHAIN, VAULT, ASSET, "WETH", 18)
     ledger = ClaimLedger(tmp_path / "node.sqlite")
@@ -34,12 +35,12 @@ def setup(tmp_path: Path, clock: FakeClock | None = None, heartbeat: float = 360
     outcome = claims.submit(*fixture(0))
     assert outcome.accepted and outcome.claim is not None
     assert outcome.claim.account == int(OWNER, 16)
-    desk = WithdrawalDesk(tmp_path / "node.sqlite", ledger, state, {(CHAIN, "WETH"): token}, DOMAIN, NODE_KEY)
+    desk = WithdrawalDesk(tmp_path / "node.sqlite", ledger, state, {(CHAIN, "WETH"): token}, DOMAIN, NODE_KEY, clock=desk_clock)
     return desk, outcome.claim.nullifier
 
 
-def request(nullifier: int, amount: float, release: int = 1, recipient: str | None = None) -> WithdrawalRequest:
-    return WithdrawalRequest(OWNER, nullifier, int(amount * 10**18), recipient or OWNER, release.to_bytes(32, "big"))
+def request(nullifier: int, amount: float, release: int = 1, recipient: str | None = None, deadline: float | None = None) -> WithdrawalRequest:
+    return WithdrawalRequest(OWNER, nullifier, int(amount * 10**18), recipient or OWNER, release.to_bytes(32, "big"), int(deadline or time.time() + 600))
 
 
 def held(desk: WithdrawalDesk) -> float:
@@ -58,8 +59,8 @@ def test_owner_gets_a_node_signature_and_the_amount_is_reserved(tmp_path: Path) 
     assert again == (domain, order, signature)
     assert held(desk) == pytest.approx(0.3)
     # The id is derived from the whole order: a different amount is a different release.
-    assert desk.is_reserved(order.release_id, order.account, order.token, order.amount)
-    assert not desk.is_reserved(order.release_id, order.account, order.token, 1)
+    assert not desk.settle_reservation(order.release_id, order.account, order.token, 1)
+    assert desk.settle_reservation(order.release_id, order.account, order.token, order.amount)
     too_much = request(nullifier, 0.4, release=2)
     with pytest.raises(WithdrawalRefused, match="claim holds 0.3 WETH not yet released"):
         desk.sign_release(too_much, sign_request(too_much, DOMAIN, OWNER_KEY))
@@ -117,9 +118,28 @@ def test_unknown_claim_and_bad_shapes(tmp_path: Path) -> None:
     desk, nullifier = setup(tmp_path)
     other = request(nullifier + 1, 0.1)
     refused(desk, other, sign_request(other, DOMAIN, OWNER_KEY), "has no credited claim")
-    bad_nonce = WithdrawalRequest(OWNER, nullifier, 10, OWNER, b"short")
+    bad_nonce = WithdrawalRequest(OWNER, nullifier, 10, OWNER, b"short", int(time.time()) + 60)
     refused(desk, bad_nonce, b"", "nonce must be 32 bytes")
-    to_nobody = WithdrawalRequest(OWNER, nullifier, 10, "0x" + "00" * 20, b"\x01" * 32)
+    to_nobody = WithdrawalRequest(OWNER, nullifier, 10, "0x" + "00" * 20, b"\x01" * 32, int(time.time()) + 60)
     refused(desk, to_nobody, b"", "recipient must not be the zero address")
     zero = request(nullifier, 0.0)
     refused(desk, zero, b"", "amount must be a positive integer")
+
+
+def test_a_release_never_submitted_gives_its_collateral_back_after_the_deadline(tmp_path: Path) -> None:
+    clock = FakeClock()
+    clock.now = time.time()
+    desk, nullifier = setup(tmp_path, desk_clock=clock)
+    unused = request(nullifier, 0.2, release=1, deadline=clock.now + 60)
+    paid = request(nullifier, 0.1, release=2, deadline=clock.now + 60)
+    desk.sign_release(unused, sign_request(unused, DOMAIN, OWNER_KEY))
+    _, order, _ = desk.sign_release(paid, sign_request(paid, DOMAIN, OWNER_KEY))
+    assert held(desk) == pytest.approx(0.2)
+    assert desk.settle_reservation(order.release_id, order.account, order.token, order.amount)  # certified Released
+    clock.now += 60 + 299
+    assert desk.expire_reservations() == 0  # still within the grace for a late Released event
+    clock.now += 2
+    assert desk.expire_reservations() == 1
+    assert held(desk) == pytest.approx(0.4)  # the unused 0.2 is back; the paid 0.1 stays gone
+    too_far = request(nullifier, 0.1, release=3, deadline=clock.now + 2 * 24 * 3600)
+    refused(desk, too_far, sign_request(too_far, DOMAIN, OWNER_KEY), "at most 24 h away")

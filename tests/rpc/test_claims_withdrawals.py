@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -68,10 +69,10 @@ def submit(port: int, index: int) -> claim_pb2.SubmitClaimRequest:
 
 
 def release_request(nullifier: int, amount: int, release: int) -> withdrawal_pb2.ReleaseRequest:
-    ask = WithdrawalRequest(OWNER, nullifier, amount, OWNER, release.to_bytes(32, "big"))
+    ask = WithdrawalRequest(OWNER, nullifier, amount, OWNER, release.to_bytes(32, "big"), int(time.time()) + 600)
     return withdrawal_pb2.ReleaseRequest(
         account=OWNER, claim_nullifier=str(nullifier), amount=str(amount), recipient=OWNER,
-        nonce=ask.nonce, owner_signature=sign_request(ask, DOMAIN, OWNER_KEY),
+        nonce=ask.nonce, deadline=ask.deadline, owner_signature=sign_request(ask, DOMAIN, OWNER_KEY),
     )
 
 
@@ -98,7 +99,7 @@ def test_claim_statuses_and_quorum_release(tmp_path: Path) -> None:
             withdrawals = withdrawal_pb2_grpc.WithdrawalServiceStub(channels[0])
             release = await withdrawals.RequestRelease(release_request(nullifier, 10**17, 1), timeout=10)
             assert release.threshold == 3 and len(release.signatures) >= 3
-            order = ReleaseOrder(bytes(release.release_id), release.account, release.token, int(release.amount), release.recipient)
+            order = ReleaseOrder(bytes(release.release_id), release.account, release.token, int(release.amount), release.recipient, release.deadline)
             domain = VaultDomain(release.chain_id, release.vault)
             signers = [int(recover_signer(domain, order, s), 16) for s in release.signatures]
             assert signers == sorted(signers) and all(f"{s:#042x}" in [a.lower() for a in NODE_SET] for s in signers)

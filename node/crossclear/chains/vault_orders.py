@@ -23,6 +23,9 @@ from eth_utils.crypto import keccak
 
 from crossclear.chains.interface import Address
 
+#: The largest uint64: a release that never expires (tests; nodes always set a real deadline).
+NO_DEADLINE = 2**64 - 1
+
 DOMAIN_NAME = "CrossclearVault"
 DOMAIN_VERSION = "1"
 
@@ -58,6 +61,8 @@ class ReleaseOrder:
     """Amount in the token's smallest unit."""
     recipient: Address
     """Who receives the tokens."""
+    deadline: int = NO_DEADLINE
+    """Unix time after which the vault refuses the release (its signatures expire)."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,8 @@ def quorum_signatures(domain: VaultDomain, order: VaultOrder, signatures: Iterab
 
 def _describe(order: VaultOrder) -> tuple[str, list[dict[str, str]], dict[str, Any]]:
     if isinstance(order, ReleaseOrder):
-        return "Release", _payout_fields("releaseId"), _payout_message("releaseId", order.release_id, order)
+        fields = [*_payout_fields("releaseId"), {"name": "deadline", "type": "uint64"}]
+        return "Release", fields, {**_payout_message("releaseId", order.release_id, order), "deadline": order.deadline}
     if isinstance(order, SeizeOrder):
         return "Seize", _payout_fields("seizeId"), _payout_message("seizeId", order.seize_id, order)
     fields = [{"name": "epoch", "type": "uint256"}, {"name": "signers", "type": "address[]"}]

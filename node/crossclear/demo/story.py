@@ -255,7 +255,7 @@ class Story:
         say(f"      {len(release.signatures)} node signatures (quorum {release.threshold}): {', '.join(s[:10] + '…' for s in release.signers)}")
         token = chain_a.web3.eth.contract(address=Web3.to_checksum_address(release.token), abi=list(load_artifact("MockERC20").abi))
         before = await asyncio.to_thread(token.functions.balanceOf(alice).call)
-        receipt = await self.transact(chain_a, "CollateralVault", release.vault, "release", bytes(release.release_id), release.account, release.token, int(release.amount), release.recipient, list(release.signatures), sender=alice)
+        receipt = await self.transact(chain_a, "CollateralVault", release.vault, "release", bytes(release.release_id), release.account, release.token, int(release.amount), release.recipient, release.deadline, list(release.signatures), sender=alice)
         after = await asyncio.to_thread(token.functions.balanceOf(alice).call)
         say(f"      vault paid {(after - before) / 10**6:,.2f} USDC to Alice in transaction {receipt['transactionHash'].to_0x_hex()}")
         say("demo complete")

@@ -149,18 +149,19 @@ class CertifiedFacts:
         path: Path | str,
         state: ClearingState,
         chains: Sequence[ChainNames],
-        already_reserved: Callable[[bytes, str, str, int], bool],
+        settle_reservation: Callable[[bytes, str, str, int], bool],
         on_seized: Callable[[str], None],
     ) -> None:
-        """`already_reserved(release_id, account, token, amount)` says whether this node reserved
-        exactly that release when it signed it (so the certified Released event must not debit
-        it twice); a release with the same id but other content is debited like any other."""
+        """`settle_reservation(release_id, account, token, amount)` says whether this node
+        reserved exactly that release when it signed it (so the certified Released event must
+        not debit it twice, and the reservation becomes final); a release with the same id but
+        other content is debited like any other."""
         self._connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.executescript(_SCHEMA)
         self._state = state
         self._chains = {chain.chain_id: chain for chain in chains}
-        self._already_reserved = already_reserved
+        self._settle_reservation = settle_reservation
         self._on_seized = on_seized
         self._pending: dict[bytes, bytes] = {}
         self._certified: set[bytes] = set()
@@ -241,7 +242,7 @@ class CertifiedFacts:
                     for name in names.feeds.get(event.contract.lower(), ()):
                         self._state.set_price(name, event.answer / 10**event.decimals, float(event.updated_at))
                 elif isinstance(event, Released):
-                    if not self._already_reserved(event.order_id, event.account, event.asset, event.amount):
+                    if not self._settle_reservation(event.order_id, event.account, event.asset, event.amount):
                         self._debit(names, event.account, event.asset, event.amount, keep_pending=not replaying)
                 elif isinstance(event, Seized):
                     self._debit(names, event.account, event.asset, event.amount, keep_pending=not replaying)

@@ -110,7 +110,7 @@ class Node:
         self.ledger = ClaimLedger(database)
         self.withdrawals = WithdrawalDesk(database, self.ledger, self.state, tokens, config.clearinghouse_domain, config.private_key)
         self.liquidations = LiquidationDesk(self.state, tokens, config.liquidation_recipient, config.private_key)
-        self.facts = CertifiedFacts(database, self.state, _chain_names(config), self.withdrawals.is_reserved, self.liquidations.record_seized)
+        self.facts = CertifiedFacts(database, self.state, _chain_names(config), self.withdrawals.settle_reservation, self.liquidations.record_seized)
         claim_tokens = {(t.chain_id, t.vault, t.token): t for t in tokens.values()}
         self.claims = ClaimProcessor(load_verification_key(config.verification_key), config.clearinghouse_domain, claim_tokens, self.facts, self.ledger, self.state)
 
@@ -182,6 +182,7 @@ class Node:
         for name, adapter in self.adapters.items():
             self._tasks.append(asyncio.create_task(self._follow(name, adapter), name=f"follow-{name}"))
             self._tasks.append(asyncio.create_task(self._watch_heads(name, adapter), name=f"heads-{name}"))
+        self._tasks.append(asyncio.create_task(self._expire_reservations(), name="expire-reservations"))
         return Ports(rpc=rpc_port, sync=self.config.sync_listen.port, metrics=metrics_port)
 
     async def stop(self) -> None:
@@ -236,6 +237,14 @@ class Node:
             except Exception as error:  # an RPC outage surfaces as many exception types
                 _log.debug("%s: head unavailable: %s", name, error)
             await asyncio.sleep(1.0)
+
+    async def _expire_reservations(self) -> None:
+        # Releases never submitted before their deadline give their collateral back.
+        while not self._stopping:
+            expired = await asyncio.to_thread(self.withdrawals.expire_reservations)
+            if expired:
+                _log.info("handed back %d expired release reservation(s)", expired)
+            await asyncio.sleep(5.0)
 
     def _heads(self) -> Mapping[str, tuple[int, int]]:
         return dict(self._heads_seen)

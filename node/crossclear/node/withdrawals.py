@@ -19,6 +19,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,11 @@ from crossclear.node.clearing import ClearingError, ClearingState
 
 REQUEST_DOMAIN_NAME = "Crossclear"
 REQUEST_DOMAIN_VERSION = "1"
+#: Longest a release may stay valid: the amount is reserved (not usable) meanwhile.
+MAX_RELEASE_WINDOW_SECONDS = 24 * 3600
+#: After a release's deadline, how long a node waits for its Released event to be certified
+#: (finality plus certification) before handing the reserved amount back to the account.
+EXPIRY_GRACE_SECONDS = 300
 
 
 class WithdrawalRefused(Exception):
@@ -55,6 +61,8 @@ class WithdrawalRequest:
     """Address the vault pays."""
     nonce: bytes
     """32 bytes chosen by the owner, so two equal withdrawals get different release ids."""
+    deadline: int
+    """Unix time after which the vault refuses the release; at most MAX_RELEASE_WINDOW away."""
 
 
 def request_typed_data(request: WithdrawalRequest, clearinghouse_domain: int) -> dict[str, Any]:
@@ -69,6 +77,7 @@ def request_typed_data(request: WithdrawalRequest, clearinghouse_domain: int) ->
                 {"name": "amount", "type": "uint256"},
                 {"name": "recipient", "type": "address"},
                 {"name": "nonce", "type": "bytes32"},
+                {"name": "deadline", "type": "uint64"},
             ],
         },
         "primaryType": "WithdrawalRequest",
@@ -80,6 +89,7 @@ def request_typed_data(request: WithdrawalRequest, clearinghouse_domain: int) ->
             "amount": request.amount,
             "recipient": to_checksum_address(request.recipient),
             "nonce": request.nonce,
+            "deadline": request.deadline,
         },
     }
 
@@ -89,7 +99,7 @@ def sign_request(request: WithdrawalRequest, clearinghouse_domain: int, private_
     return bytes(Account.sign_typed_data(private_key, full_message=request_typed_data(request, clearinghouse_domain)).signature)
 
 
-def release_id(chain_id: int, vault: str, account: str, token: str, amount: int, recipient: str, nonce: bytes) -> bytes:
+def release_id(chain_id: int, vault: str, account: str, token: str, amount: int, recipient: str, deadline: int, nonce: bytes) -> bytes:
     """The id every node derives for an order: keccak256 over all of it and the owner's nonce."""
     return bytes(
         keccak(
@@ -100,6 +110,7 @@ def release_id(chain_id: int, vault: str, account: str, token: str, amount: int,
             + bytes.fromhex(token[2:])
             + amount.to_bytes(32, "big")
             + bytes.fromhex(recipient[2:])
+            + deadline.to_bytes(8, "big")
             + nonce
         )
     )
@@ -113,6 +124,8 @@ def _check_shape(request: WithdrawalRequest) -> None:
         raise WithdrawalRefused("recipient must not be the zero address (the vault cannot pay it)")
     if len(request.nonce) != 32:
         raise WithdrawalRefused(f"nonce must be 32 bytes, got {len(request.nonce)}")
+    if not 0 <= request.deadline < 2**64:
+        raise WithdrawalRefused(f"deadline must be a unix time in seconds, got {request.deadline}")
     if not 0 < request.amount < 1 << 252:
         raise WithdrawalRefused(f"amount must be a positive integer below 2^252, got {request.amount}")
 
@@ -127,7 +140,9 @@ CREATE TABLE IF NOT EXISTS releases (
     amount_units TEXT NOT NULL,
     amount REAL NOT NULL,
     recipient TEXT NOT NULL,
-    token TEXT NOT NULL
+    token TEXT NOT NULL,
+    deadline INTEGER NOT NULL,
+    executed INTEGER NOT NULL DEFAULT 0
 )
 """
 
@@ -143,6 +158,7 @@ class WithdrawalDesk:
         tokens: dict[tuple[int, str], CollateralToken],
         clearinghouse_domain: int,
         node_private_key: bytes,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         """`tokens` maps (chain id, asset name) to the token the vault on that chain pays."""
         self._connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -153,6 +169,7 @@ class WithdrawalDesk:
         self._tokens = tokens
         self._domain = clearinghouse_domain
         self._key = node_private_key
+        self._clock = clock or time.time
         self._lock = threading.Lock()
         self.alarms: list[str] = []
         self.result_observers: list[Callable[[str], None]] = []
@@ -163,6 +180,7 @@ class WithdrawalDesk:
 
         A reservation the state cannot take (its collateral already left through a certified
         event) is reported in `alarms`, never a reason not to start."""
+        self._drop_expired(self._clock())
         rows = self._connection.execute("SELECT account, chain_id, asset, amount FROM releases").fetchall()
         for account, chain_id, asset, amount in rows:
             try:
@@ -171,14 +189,36 @@ class WithdrawalDesk:
                 self.alarms.append(f"reservation not restored: {error}")
         return len(rows)
 
-    def is_reserved(self, release_id: bytes, account: str, token: str, amount: int) -> bool:
-        """True when this node signed exactly this release (same id and same content), and so
-        already took it out of the account's collateral."""
+    def settle_reservation(self, release_id: bytes, account: str, token: str, amount: int) -> bool:
+        """A Released event was certified. True when this node signed exactly this release
+        (same id and content) and so already took it out of the account's collateral; the
+        reservation is then final and never expires."""
         with self._lock:
             row = self._connection.execute(
                 "SELECT account, token, amount_units FROM releases WHERE release_id = ?", (release_id,)
             ).fetchone()
-        return row is not None and (row[0].lower(), row[1].lower(), int(row[2])) == (account.lower(), token.lower(), amount)
+            matches = row is not None and (row[0].lower(), row[1].lower(), int(row[2])) == (account.lower(), token.lower(), amount)
+            if matches:
+                self._connection.execute("UPDATE releases SET executed = 1 WHERE release_id = ?", (release_id,))
+        return matches
+
+    def expire_reservations(self) -> int:
+        """Hand back amounts reserved for releases that were never paid: their deadline and a
+        grace period for the Released event to be certified have passed. Returns how many."""
+        with self._lock:
+            expired = self._drop_expired(self._clock())
+        for account, chain_id, asset, amount in expired:
+            self._state.credit_collateral(account, chain_id, asset, amount)
+        return len(expired)
+
+    def _drop_expired(self, now: float) -> list[tuple[str, int, str, float]]:
+        cutoff = now - EXPIRY_GRACE_SECONDS
+        rows = self._connection.execute(
+            "SELECT release_id, account, chain_id, asset, amount FROM releases WHERE executed = 0 AND deadline < ?", (cutoff,)
+        ).fetchall()
+        for row in rows:
+            self._connection.execute("DELETE FROM releases WHERE release_id = ?", (row[0],))
+        return [(row[1], int(row[2]), row[3], float(row[4])) for row in rows]
 
     def sign_release(self, request: WithdrawalRequest, owner_signature: bytes) -> tuple[VaultDomain, ReleaseOrder, bytes]:
         """Check the request; when it passes, reserve the amount and sign the Release order."""
@@ -208,14 +248,23 @@ class WithdrawalDesk:
         if token is None:
             raise WithdrawalRefused(f"no vault pays {claim.asset} on chain {claim.chain_id}")
         amount = request.amount / 10**token.decimals
+        now = self._clock()
+        if not now < request.deadline <= now + MAX_RELEASE_WINDOW_SECONDS:
+            raise WithdrawalRefused(
+                f"deadline must be in the future and at most {MAX_RELEASE_WINDOW_SECONDS // 3600} h away (the amount stays reserved until then)"
+            )
         domain = VaultDomain(chain_id=claim.chain_id, vault=to_checksum_address(f"{token.vault:#042x}"))
         token_address = to_checksum_address(f"{token.token:#042x}")
         order = ReleaseOrder(
-            release_id=release_id(claim.chain_id, domain.vault, to_checksum_address(request.account), token_address, request.amount, to_checksum_address(request.recipient), request.nonce),
+            release_id=release_id(
+                claim.chain_id, domain.vault, to_checksum_address(request.account), token_address, request.amount,
+                to_checksum_address(request.recipient), request.deadline, request.nonce,
+            ),
             account=to_checksum_address(request.account),
             token=token_address,
             amount=request.amount,
             recipient=to_checksum_address(request.recipient),
+            deadline=request.deadline,
         )
         with self._lock:
             if self._connection.execute("SELECT 1 FROM releases WHERE release_id = ?", (order.release_id,)).fetchone():
@@ -243,8 +292,8 @@ class WithdrawalDesk:
                     f"releasing {amount:g} {claim.asset} would leave equity {after.equity:,.2f} below initial margin {initial:,.2f}"
                 )
             self._connection.execute(
-                "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (order.release_id, str(request.claim_nullifier), claim.account, claim.chain_id, claim.asset, str(request.amount), amount, order.recipient, token_address),
+                "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                (order.release_id, str(request.claim_nullifier), claim.account, claim.chain_id, claim.asset, str(request.amount), amount, order.recipient, token_address, request.deadline),
             )
             self._state.debit_collateral(claim.account, claim.chain_id, claim.asset, amount)
         return domain, order, sign(domain, order, self._key)

@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     release.add_argument("--amount", required=True, type=int, help="amount in the token's smallest unit")
     release.add_argument("--recipient", required=True, help="address the vault pays")
     release.add_argument("--domain", required=True, type=int, help="the clearinghouse domain the nodes serve")
+    release.add_argument("--valid-for", type=int, default=3600, metavar="SECONDS", help="the release's deadline, from now (default 3600; at most 86400)")
     _node_argument(release)
     release.set_defaults(handler=run_release)
 
@@ -82,7 +83,7 @@ def run_release(args: argparse.Namespace) -> int:
     if not args.claim.isdigit():
         raise UsageError("--claim must be the claim's nullifier, a decimal number")
     release = asyncio.run(
-        request_release(args.node, read_key_file(args.key_file), int(args.claim), args.amount, args.recipient, secrets.token_bytes(32), args.domain)
+        request_release(args.node, read_key_file(args.key_file), int(args.claim), args.amount, args.recipient, secrets.token_bytes(32), args.domain, args.valid_for)
     )
     json.dump(
         {
@@ -93,6 +94,7 @@ def run_release(args: argparse.Namespace) -> int:
             "token": release.token,
             "amount": release.amount,
             "recipient": release.recipient,
+            "deadline": release.deadline,
             "signatures": ["0x" + s.hex() for s in release.signatures],
             "signers": list(release.signers),
         },

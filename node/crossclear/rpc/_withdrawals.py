@@ -48,6 +48,7 @@ def request_from_proto(message: withdrawal_pb2.ReleaseRequest) -> WithdrawalRequ
         amount=int(message.amount),
         recipient=message.recipient,
         nonce=bytes(message.nonce),
+        deadline=message.deadline,
     )
 
 
@@ -113,6 +114,7 @@ class WithdrawalServicer(withdrawal_pb2_grpc.WithdrawalServiceServicer):
             signatures=ordered,
             signers=[recover_signer(domain, order, s) for s in ordered],
             threshold=self._threshold,
+            deadline=order.deadline,
         )
 
     def _valid_signer(self, domain: VaultDomain, order: ReleaseOrder, answer: withdrawal_pb2.ReleaseSignature) -> int | None:

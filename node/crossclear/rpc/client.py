@@ -4,6 +4,7 @@ their answers print for people."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,17 +62,25 @@ async def get_claim(target: str, nullifier: str) -> claim_pb2.Claim:
 
 
 async def request_release(
-    target: str, owner_key: bytes, claim_nullifier: int, amount: int, recipient: str, nonce: bytes, clearinghouse_domain: int
+    target: str,
+    owner_key: bytes,
+    claim_nullifier: int,
+    amount: int,
+    recipient: str,
+    nonce: bytes,
+    clearinghouse_domain: int,
+    valid_for_seconds: int = 3600,
 ) -> withdrawal_pb2.Release:
     """Sign a withdrawal request with the owner's key and ask the node for a quorum release."""
     owner = Account.from_key(owner_key).address
-    request = WithdrawalRequest(owner, claim_nullifier, amount, recipient, nonce)
+    request = WithdrawalRequest(owner, claim_nullifier, amount, recipient, nonce, int(time.time()) + valid_for_seconds)
     message = withdrawal_pb2.ReleaseRequest(
         account=owner,
         claim_nullifier=str(claim_nullifier),
         amount=str(amount),
         recipient=recipient,
         nonce=nonce,
+        deadline=request.deadline,
         owner_signature=sign_request(request, clearinghouse_domain, owner_key),
     )
     reply: withdrawal_pb2.Release = await _call(target, withdrawal_pb2_grpc.WithdrawalServiceStub, "RequestRelease", message)

@@ -30,6 +30,7 @@ class ReleaseRequest(_message.Message):
     RECIPIENT_FIELD_NUMBER: _builtins.int
     NONCE_FIELD_NUMBER: _builtins.int
     OWNER_SIGNATURE_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
     account: _builtins.str
     """0x address of the owner"""
     claim_nullifier: _builtins.str
@@ -42,6 +43,8 @@ class ReleaseRequest(_message.Message):
     """32 bytes chosen by the owner; the release id is derived from the order and this"""
     owner_signature: _builtins.bytes
     """EIP-712 WithdrawalRequest signature by the account"""
+    deadline: _builtins.int
+    """unix seconds; the vault refuses the release after it (at most 24 h away)"""
     def __init__(
         self,
         *,
@@ -51,10 +54,11 @@ class ReleaseRequest(_message.Message):
         recipient: _builtins.str = ...,
         nonce: _builtins.bytes = ...,
         owner_signature: _builtins.bytes = ...,
+        deadline: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "amount", b"amount", "claim_nullifier", b"claim_nullifier", "nonce", b"nonce", "owner_signature", b"owner_signature", "recipient", b"recipient"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "amount", b"amount", "claim_nullifier", b"claim_nullifier", "deadline", b"deadline", "nonce", b"nonce", "owner_signature", b"owner_signature", "recipient", b"recipient"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -96,6 +100,7 @@ class Release(_message.Message):
     SIGNATURES_FIELD_NUMBER: _builtins.int
     SIGNERS_FIELD_NUMBER: _builtins.int
     THRESHOLD_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
     chain_id: _builtins.int
     vault: _builtins.str
     release_id: _builtins.bytes
@@ -105,6 +110,8 @@ class Release(_message.Message):
     amount: _builtins.str
     recipient: _builtins.str
     threshold: _builtins.int
+    deadline: _builtins.int
+    """pass to CollateralVault.release; worthless after it"""
     @_builtins.property
     def signatures(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """ordered by ascending signer, as the vault requires"""
@@ -124,10 +131,11 @@ class Release(_message.Message):
         signatures: _abc.Iterable[_builtins.bytes] | None = ...,
         signers: _abc.Iterable[_builtins.str] | None = ...,
         threshold: _builtins.int = ...,
+        deadline: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "amount", b"amount", "chain_id", b"chain_id", "recipient", b"recipient", "release_id", b"release_id", "signatures", b"signatures", "signers", b"signers", "threshold", b"threshold", "token", b"token", "vault", b"vault"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "amount", b"amount", "chain_id", b"chain_id", "deadline", b"deadline", "recipient", b"recipient", "release_id", b"release_id", "signatures", b"signatures", "signers", b"signers", "threshold", b"threshold", "token", b"token", "vault", b"vault"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
