@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
+from crossclear._tasks import cancel_and_wait
 from crossclear.chains.interface import (
     ChainAdapter,
     ChainAdapterError,
@@ -139,9 +140,8 @@ class StreamFollower:
         return self.error
 
     async def stop(self) -> None:
-        """Stop reading."""
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        """Stop reading (bounded: see crossclear._tasks)."""
+        await cancel_and_wait([self._task])
 
 
 def reached(block_number: int) -> Callable[[Sequence[ObservationBatch]], bool]:

@@ -124,7 +124,15 @@ class EvmChainAdapter:
     # -- one RPC call with a time-out ------------------------------------------------------------------
 
     async def _rpc(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        return await asyncio.wait_for(call(), timeout=self.config.rpc_timeout_seconds)
+        try:
+            return await asyncio.wait_for(call(), timeout=self.config.rpc_timeout_seconds)
+        except TimeoutError:
+            # Python 3.11's wait_for can turn a cancellation of this task into TimeoutError
+            # (fixed in 3.12); a retry loop would then outlive its own cancel. Keep it a cancel.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError from None
+            raise
 
     async def _retrying(self, what: str, call: Callable[[], Awaitable[_T]]) -> _T:
         """Retry `call` with capped exponential back-off until it answers; health shows the outage."""

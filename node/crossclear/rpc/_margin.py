@@ -34,6 +34,9 @@ class HeightWatch:
         try:
             await asyncio.wait_for(self._changed.wait(), timeout)
         except TimeoutError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # a cancel Python 3.11 reported as a timeout
+                raise asyncio.CancelledError from None
             return
         self._changed.clear()
 
