@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from crossclear.chains.interface import Cursor
+from crossclear.store import open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chain_cursors (
@@ -31,8 +32,7 @@ class CursorStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         # isolation_level=None: we open our own short transactions explicitly.
-        self._connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._connection.execute("PRAGMA busy_timeout = 5000")
+        self._connection = open_database(self.path, shared_across_threads=True)
         self._connection.execute(_SCHEMA)
 
     def load(self, network: str) -> Cursor | None:

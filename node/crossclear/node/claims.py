@@ -31,6 +31,7 @@ from crossclear.zk import ClaimPublicSignals, MalformedProof, Proof, Verificatio
 from crossclear.zk import parse_proof, parse_public_signals
 from crossclear.zk.backends import Groth16Backend
 from crossclear.zk.groth16 import proof_to_json
+from crossclear.store import open_database
 
 
 class RejectReason(enum.Enum):
@@ -112,9 +113,7 @@ class ClaimLedger:
     """The nullifiers this node has credited, in the node's SQLite file."""
 
     def __init__(self, path: Path | str) -> None:
-        self._connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=FULL")
+        self._connection = open_database(path, shared_across_threads=True)
         self._connection.execute(_SCHEMA)
         self._lock = threading.Lock()
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -40,6 +39,7 @@ from crossclear.chains.interface import (
 )
 from crossclear.margin import InstrumentKind as MarginKind
 from crossclear.node.clearing import ClearingError, ClearingState, PositionRecord
+from crossclear.store import open_database
 
 _log = logging.getLogger(__name__)
 
@@ -156,8 +156,7 @@ class CertifiedFacts:
         reserved exactly that release when it signed it (so the certified Released event must
         not debit it twice, and the reservation becomes final); a release with the same id but
         other content is debited like any other."""
-        self._connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection = open_database(path, shared_across_threads=True)
         self._connection.executescript(_SCHEMA)
         self._state = state
         self._chains = {chain.chain_id: chain for chain in chains}

@@ -16,7 +16,6 @@ requester that lost the answers can gather them anew; the reservation is not tak
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 import threading
 import time
@@ -33,6 +32,7 @@ from crossclear.chains.vault_orders import ReleaseOrder, VaultDomain, sign
 from crossclear.margin import Mode
 from crossclear.node.claims import ClaimLedger, CollateralToken
 from crossclear.node.clearing import ClearingError, ClearingState
+from crossclear.store import open_database
 
 REQUEST_DOMAIN_NAME = "Crossclear"
 REQUEST_DOMAIN_VERSION = "1"
@@ -161,8 +161,7 @@ class WithdrawalDesk:
         clock: Callable[[], float] | None = None,
     ) -> None:
         """`tokens` maps (chain id, asset name) to the token the vault on that chain pays."""
-        self._connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection = open_database(path, shared_across_threads=True)
         self._connection.execute(_SCHEMA)
         self._ledger = ledger
         self._state = state

@@ -10,12 +10,12 @@ peers over Sync. Callers group writes in `transaction()` so one gossip batch is 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from crossclear.store._database import open_database
 from crossclear.store._schema import SCHEMA
 
 
@@ -70,10 +70,7 @@ class AttestationStore:
         self.path = Path(path)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction spans
         # exactly one `transaction()` block and nothing commits implicitly.
-        self._connection = sqlite3.connect(self.path, isolation_level=None)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=NORMAL")
-        self._connection.execute("PRAGMA busy_timeout=5000")
+        self._connection = open_database(self.path, synchronous="NORMAL")
         self._connection.executescript(SCHEMA)
         self._depth = 0
 
