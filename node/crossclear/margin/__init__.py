@@ -16,6 +16,7 @@ from crossclear.margin._json import MarginInputs, load_inputs, parse_inputs, res
 from crossclear.margin._kernel_api import KernelInputError, compute_margin
 from crossclear.margin._model import (
     Book,
+    InstrumentKey,
     InstrumentKind,
     Instruments,
     MarginParams,
@@ -27,6 +28,7 @@ from crossclear.margin.engine import MarginEngine
 
 __all__ = [
     "Book",
+    "InstrumentKey",
     "InstrumentKind",
     "Instruments",
     "KernelInputError",

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from crossclear._errors import UsageError
-from crossclear.margin._model import Book, InstrumentKind, Instruments, MarginParams, MarginResult, Market, Mode
+from crossclear.margin._model import Book, InstrumentKey, InstrumentKind, Instruments, MarginParams, MarginResult, Market, Mode
 from crossclear.margin.methodology import ewma_daily_vol
 
 
@@ -222,12 +222,12 @@ class _BookBuilder:
     underlying_index: dict[str, int]
     asset_index: dict[str, int]
     chain_index: dict[str, int]
-    instrument_index: dict[tuple[int, int, float, float], int]
+    instrument_index: dict[InstrumentKey, int]
 
     def chain(self, name: str) -> int:
         return self.chain_index.setdefault(name, len(self.chain_index))
 
-    def instrument(self, key: tuple[int, int, float, float]) -> int:
+    def instrument(self, key: InstrumentKey) -> int:
         return self.instrument_index.setdefault(key, len(self.instrument_index))
 
 
@@ -240,7 +240,7 @@ def _parse_accounts(document: Any, market_names: tuple[dict[str, int], dict[str,
     ids: list[str] = []
     seen: set[str] = set()
     position_offsets, collateral_offsets = [0], [0]
-    position_rows: list[tuple[int, int, float, float]] = []
+    position_rows: list[InstrumentKey] = []
     collateral_rows: list[tuple[int, int, float]] = []
 
     for number, raw in enumerate(accounts):
@@ -270,7 +270,7 @@ def _parse_accounts(document: Any, market_names: tuple[dict[str, int], dict[str,
             position_rows.append(_parse_position(_object(raw_entry, at), at, builder))
         position_offsets.append(len(position_rows))
 
-    instruments = _instrument_table(builder.instrument_index)
+    instruments = Instruments.from_keys(builder.instrument_index)
     book = Book(
         position_offsets=np.array(position_offsets, dtype=np.int64),
         position_instrument=np.array([row[0] for row in position_rows], dtype=np.int32),
@@ -285,7 +285,7 @@ def _parse_accounts(document: Any, market_names: tuple[dict[str, int], dict[str,
     return tuple(ids), book, instruments, tuple(builder.chain_index)
 
 
-def _parse_position(entry: Mapping[str, Any], at: str, builder: _BookBuilder) -> tuple[int, int, float, float]:
+def _parse_position(entry: Mapping[str, Any], at: str, builder: _BookBuilder) -> InstrumentKey:
     kind_name = _require(entry, "kind", at)
     if kind_name not in ("perp", "option"):
         _fail(f"{at}.kind", f'must be "perp" or "option", got {_describe(kind_name)}')
@@ -309,16 +309,6 @@ def _parse_position(entry: Mapping[str, Any], at: str, builder: _BookBuilder) ->
     expiry = _number(_require(entry, "expiry", at), f"{at}.expiry")
     kind = InstrumentKind.CALL if option_type == "call" else InstrumentKind.PUT
     return builder.instrument((underlying, kind, strike, expiry)), chain, qty, entry_price
-
-
-def _instrument_table(index: dict[tuple[int, int, float, float], int]) -> Instruments:
-    ordered = sorted(index.items(), key=lambda item: item[1])
-    return Instruments(
-        underlying=np.array([key[0] for key, _ in ordered], dtype=np.int32),
-        kind=np.array([key[1] for key, _ in ordered], dtype=np.int32),
-        strike=np.array([key[2] for key, _ in ordered], dtype=np.float64),
-        expiry_years=np.array([key[3] for key, _ in ordered], dtype=np.float64),
-    )
 
 
 def load_inputs(risk_path: Path, accounts_path: Path) -> MarginInputs:

@@ -8,6 +8,7 @@ account k are `offsets[k]:offsets[k + 1]` of the per-entry arrays.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,9 @@ FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.int32]
 OffsetArray = npt.NDArray[np.int64]
 FlagArray = npt.NDArray[np.uint8]
+
+#: What identifies an instrument: (underlying index, InstrumentKind, strike, expiry in years).
+InstrumentKey = tuple[int, int, float, float]
 
 
 class InstrumentKind(enum.IntEnum):
@@ -127,6 +131,17 @@ class Instruments:
     def count(self) -> int:
         """Number of instruments."""
         return int(self.kind.shape[0])
+
+    @staticmethod
+    def from_keys(index: Mapping[InstrumentKey, int]) -> Instruments:
+        """The table whose row `index[key]` is the instrument `key` (indices 0..n-1)."""
+        ordered = sorted(index, key=index.__getitem__)
+        return Instruments(
+            underlying=np.array([key[0] for key in ordered], dtype=np.int32),
+            kind=np.array([key[1] for key in ordered], dtype=np.int32),
+            strike=np.array([key[2] for key in ordered], dtype=np.float64),
+            expiry_years=np.array([key[3] for key in ordered], dtype=np.float64),
+        )
 
 
 @dataclass(frozen=True)

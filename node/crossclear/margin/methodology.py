@@ -167,13 +167,22 @@ def price_instruments(params: MarginParams, market: Market, instruments: Instrum
     return PricedInstruments(mark=mark, unit_im=unit_im, unit_mm=unit_mm, scenario_pnl=scenario_pnl)
 
 
-def collateral_value(params: MarginParams, market: Market, book: Book) -> FloatArray:
-    """Haircut value of each account's collateral.
+def haircut(params: MarginParams, market: Market, asset: Keys, holding_total: FloatArray) -> FloatArray:
+    """Haircut of each collateral entry of asset `asset` when its owner holds `holding_total`.
 
     h_a = min(haircut_max, base_a + z * v_a * sqrt(liq_days) + k * A_a * P_a / depth_a), where
     A_a is the account's total amount of asset a across all chains: concentration is judged
     on the whole holding, wherever it sits.
     """
+    price = market.asset_price[asset]
+    volatility_part = market.asset_base_haircut[asset] + params.haircut_z * market.asset_daily_vol[asset] * math.sqrt(params.haircut_liq_days)
+    concentration_part = params.haircut_conc_k * holding_total * price / market.asset_depth[asset]
+    rates: FloatArray = np.minimum(params.haircut_max, volatility_part + concentration_part)
+    return rates
+
+
+def collateral_value(params: MarginParams, market: Market, book: Book) -> FloatArray:
+    """Haircut value of each account's collateral: sum of amount x P_a x (1 - h_a)."""
     accounts = book.account_count
     asset_count = len(market.asset_names)
     owner = np.repeat(np.arange(accounts), np.diff(book.collateral_offsets))
@@ -181,11 +190,8 @@ def collateral_value(params: MarginParams, market: Market, book: Book) -> FloatA
     amount = book.collateral_amount
     holding_key = owner * asset_count + asset
     holding_total = _sum_by(holding_key, amount, accounts * asset_count)[holding_key]
-    price = market.asset_price[asset]
-    volatility_part = market.asset_base_haircut[asset] + params.haircut_z * market.asset_daily_vol[asset] * math.sqrt(params.haircut_liq_days)
-    concentration_part = params.haircut_conc_k * holding_total * price / market.asset_depth[asset]
-    haircut = np.minimum(params.haircut_max, volatility_part + concentration_part)
-    return _sum_by(owner, amount * price * (1.0 - haircut), accounts)
+    rates = haircut(params, market, asset, holding_total)
+    return _sum_by(owner, amount * market.asset_price[asset] * (1.0 - rates), accounts)
 
 
 def compute_margin(params: MarginParams, market: Market, instruments: Instruments, book: Book) -> MarginResult:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from crossclear.margin import Book, InstrumentKind, Instruments, MarginEngine, MarginParams, MarginResult, Market, Mode
+from crossclear.margin import Book, InstrumentKey, InstrumentKind, Instruments, MarginEngine, MarginParams, MarginResult, Market, Mode
 from crossclear.margin import compute_margin
-from crossclear.margin.methodology import instrument_value
+from crossclear.margin.methodology import haircut, instrument_value
 
 SECONDS_PER_YEAR = 365.0 * 24 * 3600
 
@@ -166,7 +166,7 @@ class ClearingState:
         self._lock = threading.RLock()
         self._height = 0
         self._engine: MarginEngine | None = None
-        self._keys: dict[tuple[int, int, float, float], int] = {}
+        self._keys: dict[InstrumentKey, int] = {}
         self._keyed_at = 0.0
         self._dirty = True
         self._last_recompute_seconds = 0.0
@@ -387,28 +387,21 @@ class ClearingState:
         )
 
     def _instrument_table(
-        self, accounts: Iterable[_Account], keys: dict[tuple[int, int, float, float], int], now: float
-    ) -> tuple[Instruments, dict[tuple[int, int, float, float], int]]:
+        self, accounts: Iterable[_Account], keys: dict[InstrumentKey, int], now: float
+    ) -> tuple[Instruments, dict[InstrumentKey, int]]:
         for account in accounts:
             for record in account.positions.values():
                 keys.setdefault(self._instrument_key(record, now), len(keys))
-        ordered = sorted(keys, key=keys.__getitem__)
-        instruments = Instruments(
-            underlying=np.array([k[0] for k in ordered], dtype=np.int32),
-            kind=np.array([k[1] for k in ordered], dtype=np.int32),
-            strike=np.array([k[2] for k in ordered], dtype=np.float64),
-            expiry_years=np.array([k[3] for k in ordered], dtype=np.float64),
-        )
-        return instruments, keys
+        return Instruments.from_keys(keys), keys
 
-    def _instrument_key(self, record: PositionRecord, now: float) -> tuple[int, int, float, float]:
+    def _instrument_key(self, record: PositionRecord, now: float) -> InstrumentKey:
         if record.kind == InstrumentKind.PERP:
             return (self._underlying_index[record.underlying], int(record.kind), 0.0, 0.0)
         years = (record.expiry_timestamp - now) / SECONDS_PER_YEAR
         return (self._underlying_index[record.underlying], int(record.kind), record.strike, years)
 
     def _book(
-        self, accounts: list[_Account], keys: dict[tuple[int, int, float, float], int], chains: dict[int, int], now: float
+        self, accounts: list[_Account], keys: dict[InstrumentKey, int], chains: dict[int, int], now: float
     ) -> Book:
         # `now` must be the instant the instrument table was keyed at: expiries are keyed
         # by time to expiry.
@@ -471,20 +464,16 @@ class ClearingState:
         self, account: str, state: _Account, result: MarginResult, row: int, marks: Mapping[str, float], market: Market | None = None
     ) -> AccountMargin:
         market = market or self._market
-        collateral_lines = []
+        entries = sorted(state.collateral.items())
         totals: dict[str, float] = {}
-        for (_, asset_name), held in state.collateral.items():
+        for (_, asset_name), held in entries:
             totals[asset_name] = totals.get(asset_name, 0.0) + held
-        for (chain_id, asset_name), held in sorted(state.collateral.items()):
-            a = self._asset_index[asset_name]
-            price = float(market.asset_price[a])
-            haircut = min(
-                self._params.haircut_max,
-                float(market.asset_base_haircut[a])
-                + self._params.haircut_z * float(market.asset_daily_vol[a]) * math.sqrt(self._params.haircut_liq_days)
-                + self._params.haircut_conc_k * totals[asset_name] * price / float(market.asset_depth[a]),
-            )
-            collateral_lines.append(CollateralLine(chain_id, asset_name, held, price, haircut, held * price * (1 - haircut)))
+        assets = np.array([self._asset_index[asset_name] for (_, asset_name), _ in entries], dtype=np.int64)
+        rates = haircut(self._params, market, assets, np.array([totals[asset_name] for (_, asset_name), _ in entries]))
+        collateral_lines = []
+        for ((chain_id, asset_name), held), asset, rate in zip(entries, assets, rates):
+            price = float(market.asset_price[asset])
+            collateral_lines.append(CollateralLine(chain_id, asset_name, held, price, float(rate), held * price * (1 - float(rate))))
         position_lines = []
         for position_id, record in sorted(state.positions.items()):
             mark = marks[position_id]
