@@ -53,3 +53,15 @@ def test_release_and_seize_with_equal_fields_have_different_digests() -> None:
 def test_order_id_must_be_32_bytes() -> None:
     with pytest.raises(ValueError, match="releaseId must be 32 bytes"):
         digest(DOMAIN, ReleaseOrder(b"short", ACCOUNT, TOKEN, 5, ACCOUNT))
+
+
+def test_recovery_refuses_signatures_the_vault_refuses() -> None:
+    order = ReleaseOrder(b"\x33" * 32, ACCOUNT, TOKEN, 5, ACCOUNT)
+    key = node_keys(1)[0]
+    good = sign(DOMAIN, order, key.private_key)
+    assert recover_signer(DOMAIN, order, good) == key.address
+    order_n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    high_s = good[:32] + (order_n - int.from_bytes(good[32:64], "big")).to_bytes(32, "big") + bytes([55 - good[64]])
+    for refused in (good[:64] + bytes([good[64] - 27]), high_s, good[:64]):
+        with pytest.raises(ValueError):
+            recover_signer(DOMAIN, order, refused)

@@ -136,10 +136,14 @@ def sign(domain: VaultDomain, order: VaultOrder, private_key: bytes) -> bytes:
 
 
 def recover_signer(domain: VaultDomain, order: VaultOrder, signature: bytes) -> Address:
-    """The address that produced `signature` over the order."""
-    signable = encode_typed_data(full_message=typed_data(domain, order))
-    recovered: str = Account.recover_message(signable, signature=signature)
-    return to_checksum_address(recovered)
+    """The address that produced `signature` over the order, under the vault's own rules
+    (65 bytes, v in {27, 28}, low s): a signature the vault would refuse raises ValueError
+    here too, so no caller can count one towards a quorum."""
+    # Imported here: the attestation package pulls in libp2p, which order building and the
+    # devnet's deployment do not need.
+    from crossclear.attest import recover_signer as recover_address
+
+    return to_checksum_address(recover_address(digest(domain, order), signature))
 
 
 def quorum_signatures(domain: VaultDomain, order: VaultOrder, signatures: Iterable[bytes]) -> list[bytes]:
