@@ -260,11 +260,7 @@ class Node:
         fact = certificate.observation
         self.facts.certified(fact)
         if fact.kind == ObservationKind.ROOT:
-            key = (fact.chain_id, int.from_bytes(fact.emitter, "big"), int.from_bytes(fact.root, "big"))
-            with self._early_lock:
-                waiting = self._early_claims.pop(key, [])
-            for _, body in waiting:
-                self._on_gossiped_claim(b"", body)
+            self._retry_early_claims((fact.chain_id, int.from_bytes(fact.emitter, "big"), int.from_bytes(fact.root, "big")))
 
     def _on_gossiped_claim(self, sender: bytes, body: bytes) -> None:
         # A peer's acceptance is not proof: run every check here too, off the event loop.
@@ -294,10 +290,14 @@ class Node:
             self._early_claims.setdefault(key, []).append((now, body))
         # The certificate may have formed between the check and now.
         if self.facts.is_certified(*key):
-            with self._early_lock:
-                waiting = self._early_claims.pop(key, [])
-            for _, item in waiting:
-                self._on_gossiped_claim(b"", item)
+            self._retry_early_claims(key)
+
+    def _retry_early_claims(self, key: tuple[int, int, int]) -> None:
+        """Check again the gossiped claims that were waiting for root `key` to be certified."""
+        with self._early_lock:
+            waiting = self._early_claims.pop(key, [])
+        for _, body in waiting:
+            self._on_gossiped_claim(b"", body)
 
     def _settle_after_credit(self, outcome: ClaimOutcome) -> None:
         if outcome.accepted and outcome.claim is not None:
