@@ -14,6 +14,7 @@ import grpc
 import pytest
 from web3 import Web3
 
+from crossclear.chains.artifacts import load_artifact
 from crossclear.devnet.accounts import funded_accounts, node_keys
 from crossclear.devnet.anvil import Anvil
 from crossclear.devnet.deploy import connect, deploy_devnet, transact
@@ -127,7 +128,7 @@ def test_deposit_claim_position_and_release(tmp_path: Path) -> None:
                     timeout=30,
                 )
                 assert len(release.signatures) >= 3
-                token = web3.eth.contract(address=Web3.to_checksum_address(weth.address), abi=[{"name": "balanceOf", "type": "function", "stateMutability": "view", "inputs": [{"name": "a", "type": "address"}], "outputs": [{"name": "", "type": "uint256"}]}])
+                token = web3.eth.contract(address=Web3.to_checksum_address(weth.address), abi=list(load_artifact("MockERC20").abi))
                 before = await asyncio.to_thread(token.functions.balanceOf(depositor.address).call)
                 await asyncio.to_thread(transact, web3, "CollateralVault", deployment.vault, "release", bytes(release.release_id), release.account, release.token, int(release.amount), release.recipient, release.deadline, list(release.signatures), sender=depositor.address)
                 assert await asyncio.to_thread(token.functions.balanceOf(depositor.address).call) == before + 2 * 10**17

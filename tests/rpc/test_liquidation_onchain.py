@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
+from crossclear.chains.artifacts import load_artifact
 from crossclear.devnet.accounts import funded_accounts, node_keys
 from crossclear.devnet.anvil import Anvil
 from crossclear.devnet.deploy import connect, deploy_devnet, transact
@@ -55,9 +56,7 @@ def test_quorum_seize_is_paid_and_a_minority_is_not(tmp_path: Path) -> None:
                     stack.push_async_callback(server.stop, 0)
                 targets = [f"127.0.0.1:{port}" for port in ports]
                 signers = [k.address for k in keys]
-                usdc_contract = web3.eth.contract(address=Web3.to_checksum_address(usdc.address), abi=[{
-                    "name": "balanceOf", "type": "function", "stateMutability": "view",
-                    "inputs": [{"name": "a", "type": "address"}], "outputs": [{"name": "", "type": "uint256"}]}])
+                usdc_contract = web3.eth.contract(address=Web3.to_checksum_address(usdc.address), abi=list(load_artifact("MockERC20").abi))
                 before = usdc_contract.functions.balanceOf(receiver.address).call()
 
                 # Two of four nodes reachable: no quorum, no seize.
