@@ -20,6 +20,7 @@ from crossclear.devnet.manifest import (
     DevnetLock,
     default_state_dir,
     devnet_running,
+    kill_named_processes,
     lock_holder_pid,
     manifest_path,
     read_manifest,
@@ -27,7 +28,7 @@ from crossclear.devnet.manifest import (
     write_manifest,
 )
 from crossclear.devnet.accounts import funded_accounts, node_keys
-from crossclear.devnet.nodes import DEVNET_CLEARINGHOUSE_DOMAIN, deployed_chains, kill_from_manifest, start_nodes
+from crossclear.devnet.nodes import DEVNET_CLEARINGHOUSE_DOMAIN, deployed_chains, start_nodes
 from crossclear.devnet.runner import DEVNET_NODE_SET_SIZE, MAX_CHAINS, start_devnet
 
 MAX_NODES = 16
@@ -161,7 +162,7 @@ def _down(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args)
     manifest = read_manifest(state_dir) or {}
     if not devnet_running(state_dir):
-        _kill_chains(manifest)
+        kill_named_processes(manifest)
         remove_manifest(state_dir)
         print("no devnet is running")
         return 0
@@ -181,21 +182,10 @@ def _down(args: argparse.Namespace) -> int:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    _kill_chains(manifest)
+    kill_named_processes(manifest)
     remove_manifest(state_dir)
     print(f"devnet stopped ({len(manifest.get('chains', []))} chain(s))")
     return 0
-
-
-def _kill_chains(manifest: dict[str, Any]) -> None:
-    kill_from_manifest(manifest)
-    for chain in manifest.get("chains", []):
-        pid = chain.get("pid")
-        if isinstance(pid, int):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
 
 def _head(rpc_url: str) -> str:

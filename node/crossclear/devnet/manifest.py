@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -110,3 +111,20 @@ def devnet_running(state_dir: Path) -> bool:
         probe.release()
         return False
     return True
+
+
+def kill_named_processes(manifest: dict[str, Any]) -> None:
+    """Kill every chain, node and liquidator process group a manifest names (for `devnet down`
+    when the `devnet up` that started them is gone or does not stop)."""
+    entries = [
+        *manifest.get("chains", []),
+        *manifest.get("nodes", []),
+        *([manifest["liquidator"]] if manifest.get("liquidator") else []),
+    ]
+    for entry in entries:
+        pid = entry.get("pid")
+        if isinstance(pid, int):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass

@@ -149,18 +149,6 @@ def start_nodes(
         raise
 
 
-def kill_from_manifest(manifest: dict[str, Any]) -> None:
-    """Kill every node and the liquidator a manifest names (for `devnet down` after a crash)."""
-    entries = [*manifest.get("nodes", []), *([manifest["liquidator"]] if manifest.get("liquidator") else [])]
-    for entry in entries:
-        pid = entry.get("pid")
-        if isinstance(pid, int):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-
 def deployed_chains(chains: list[tuple[Any, Any, Deployment]]) -> list[DeployedChain]:
     """The runner's (plan, anvil, deployment) triples as topology input."""
     return [DeployedChain(plan.network, plan.chain_id, anvil.rpc_url, deployment) for plan, anvil, deployment in chains]
