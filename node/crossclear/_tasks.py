@@ -10,9 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 _log = logging.getLogger(__name__)
+
+
+async def wait_for(awaitable: Awaitable[_T], timeout_seconds: float) -> _T:
+    """`asyncio.wait_for`, except that a cancellation of the calling task stays a
+    CancelledError: 3.11 may report it as TimeoutError, and a loop that retries on timeouts
+    would then outlive its own cancel."""
+    try:
+        return await asyncio.wait_for(awaitable, timeout_seconds)
+    except TimeoutError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError from None
+        raise
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task[None]], timeout_seconds: float = 10.0) -> None:

@@ -28,6 +28,7 @@ from eth_utils.crypto import keccak
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import Web3Exception
 
+from crossclear._tasks import wait_for
 from crossclear.chains._decode import (
     ALL_TOPICS,
     MARKET_EVENTS,
@@ -124,15 +125,7 @@ class EvmChainAdapter:
     # -- one RPC call with a time-out ------------------------------------------------------------------
 
     async def _rpc(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        try:
-            return await asyncio.wait_for(call(), timeout=self.config.rpc_timeout_seconds)
-        except TimeoutError:
-            # Python 3.11's wait_for can turn a cancellation of this task into TimeoutError
-            # (fixed in 3.12); a retry loop would then outlive its own cancel. Keep it a cancel.
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError from None
-            raise
+        return await wait_for(call(), self.config.rpc_timeout_seconds)
 
     async def _retrying(self, what: str, call: Callable[[], Awaitable[_T]]) -> _T:
         """Retry `call` with capped exponential back-off until it answers; health shows the outage."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 
+from crossclear._tasks import wait_for
 from crossclear.node.clearing import ClearingError, ClearingState, normalise_account
 from crossclear.rpc._convert import MAX_SIMULATED_CHANGES, InvalidRequest, bounded, margin_to_proto, position_from_proto, short_name
 from crossclear.v1 import margin_pb2, margin_pb2_grpc
@@ -32,11 +33,8 @@ class HeightWatch:
     async def wait(self, timeout: float) -> None:
         """Return after the next change, or after `timeout` seconds."""
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            await wait_for(self._changed.wait(), timeout)
         except TimeoutError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():  # a cancel Python 3.11 reported as a timeout
-                raise asyncio.CancelledError from None
             return
         self._changed.clear()
 
