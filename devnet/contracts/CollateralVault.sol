@@ -22,7 +22,8 @@ interface IPoseidon4 {
 /// of depth 20 (node = Poseidon(left, right), zeros[0] = 0). Tokens leave only through
 /// `release` (withdrawal) or `seize` (liquidation), each carrying EIP-712 signatures of at
 /// least floor(2n/3)+1 members of the node set, from distinct signers in ascending address
-/// order, with an id that works once. The node set changes only by a quorum-signed update.
+/// order, with an id that works once and a deadline after which the signatures are worthless.
+/// The node set changes only by a quorum-signed update.
 contract CollateralVault {
     uint256 public constant SNARK_SCALAR_FIELD =
         21888242871839275222246405745257275088548364400416034343698204186575808495617;
@@ -38,7 +39,7 @@ contract CollateralVault {
     bytes32 public constant RELEASE_TYPEHASH =
         keccak256("Release(bytes32 releaseId,address account,address token,uint256 amount,address recipient,uint64 deadline)");
     bytes32 public constant SEIZE_TYPEHASH =
-        keccak256("Seize(bytes32 seizeId,address account,address token,uint256 amount,address recipient)");
+        keccak256("Seize(bytes32 seizeId,address account,address token,uint256 amount,address recipient,uint64 deadline)");
     bytes32 public constant NODE_SET_UPDATE_TYPEHASH = keccak256("NodeSetUpdate(uint256 epoch,address[] signers)");
     string public constant NAME = "CrossclearVault";
     string public constant VERSION = "1";
@@ -192,16 +193,21 @@ contract CollateralVault {
         emit Released(releaseId, account, token, amount, recipient);
     }
 
+    /// A seize carries a deadline too: after it the signatures are worthless, so nodes can hand
+    /// back collateral they reserved for a seize that was never submitted. The id is spent on
+    /// the first successful seize, whatever deadline a later order for it carries.
     function seize(
         bytes32 seizeId,
         address account,
         address token,
         uint256 amount,
         address recipient,
+        uint64 deadline,
         bytes[] calldata signatures
     ) external nonReentrant {
         require(!seizeUsed[seizeId], "CollateralVault: seize id already used");
-        bytes32 structHash = keccak256(abi.encode(SEIZE_TYPEHASH, seizeId, account, token, amount, recipient));
+        require(block.timestamp <= deadline, "CollateralVault: seize expired");
+        bytes32 structHash = keccak256(abi.encode(SEIZE_TYPEHASH, seizeId, account, token, amount, recipient, deadline));
         _requireQuorum(_typedDataDigest(structHash), signatures);
         seizeUsed[seizeId] = true;
         _pay(token, recipient, amount);

@@ -20,6 +20,7 @@ from crossclear._errors import UsageError
 #: Top-level commands and the module that registers each, in the order `--help` lists them.
 COMMAND_MODULES: dict[str, str] = {
     "margin": "crossclear.margin._cli",
+    "risk": "crossclear.risk._cli",
     "zk": "crossclear.zk._cli",
     "devnet": "crossclear.devnet._cli",
     "node": "crossclear.node._cli",
@@ -33,6 +34,7 @@ COMMAND_MODULES: dict[str, str] = {
 #: `crossclear bench <name>` benchmarks and the module that registers each.
 BENCH_MODULES: dict[str, str] = {
     "margin": "crossclear.margin._bench",
+    "risk": "crossclear.risk._bench",
     "zk": "crossclear.zk._bench",
     "attest": "crossclear.attest._bench",
     "api": "crossclear.rpc._bench",

@@ -10,6 +10,7 @@ from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
 from crossclear.chains.vault_orders import (
+    NO_DEADLINE,
     NodeSetUpdate,
     ReleaseOrder,
     SeizeOrder,
@@ -54,7 +55,9 @@ def _release(chain: DevChain, order: ReleaseOrder, signatures: list[bytes]) -> A
 
 
 def _seize(chain: DevChain, order: SeizeOrder, signatures: list[bytes]) -> Any:
-    function = chain.vault.functions.seize(order.seize_id, order.account, order.token, order.amount, order.recipient, signatures)
+    function = chain.vault.functions.seize(
+        order.seize_id, order.account, order.token, order.amount, order.recipient, order.deadline, signatures
+    )
     return function.transact({"from": chain.accounts[0].address})
 
 
@@ -229,7 +232,7 @@ def test_release_signatures_do_not_cover_a_changed_amount(funded_vault: DevChain
 
 def test_seize_with_a_quorum_pays_the_liquidator_once(funded_vault: DevChain) -> None:
     chain = funded_vault
-    order = SeizeOrder(os.urandom(32), chain.accounts[5].address, chain.token("USDC"), 3 * 10**6, chain.accounts[7].address)
+    order = SeizeOrder(os.urandom(32), chain.accounts[5].address, chain.token("USDC"), 3 * 10**6, chain.accounts[7].address, NO_DEADLINE)
     signatures = _signatures(chain, order, list(chain.node_set[1:]))
     before = _balance(chain, "USDC", order.recipient)
     _seize(chain, order, signatures)
@@ -242,7 +245,7 @@ def test_release_signatures_cannot_be_used_to_seize(funded_vault: DevChain) -> N
     chain = funded_vault
     release = _release_order(chain)
     signatures = _signatures(chain, release, list(chain.node_set[:3]))
-    seize = SeizeOrder(release.release_id, release.account, release.token, release.amount, release.recipient)
+    seize = SeizeOrder(release.release_id, release.account, release.token, release.amount, release.recipient, release.deadline)
     before = _balance(chain, "USDC", release.recipient)
     with pytest.raises(ContractLogicError, match="not in the node set|ascending order"):
         _seize(chain, seize, signatures)
@@ -313,3 +316,74 @@ def test_release_after_its_deadline_reverts_and_pays_nothing(funded_vault: DevCh
     later = ReleaseOrder(expired.release_id, expired.account, expired.token, expired.amount, expired.recipient, deadline=now + 3600)
     with pytest.raises(ContractLogicError):
         _release(chain, later, signatures)
+
+
+# ---- deadlines and ids of seizes ----------------------------------------------------------------
+
+
+def _chain_time(chain: DevChain) -> int:
+    return int(chain.web3.eth.get_block("latest")["timestamp"])
+
+
+def _seize_order(chain: DevChain, deadline: int, seize_id: bytes | None = None, amount: int = 2 * 10**6) -> SeizeOrder:
+    return SeizeOrder(
+        seize_id=os.urandom(32) if seize_id is None else seize_id,
+        account=chain.accounts[5].address,
+        token=chain.token("USDC"),
+        amount=amount,
+        recipient=chain.accounts[7].address,
+        deadline=deadline,
+    )
+
+
+@pytest.mark.parametrize(("primary_type", "getter"), [("Release", "RELEASE_TYPEHASH"), ("Seize", "SEIZE_TYPEHASH")])
+def test_python_type_strings_match_the_contract_typehashes(chain: DevChain, primary_type: str, getter: str) -> None:
+    from eth_utils.crypto import keccak
+
+    order = _release_order(chain) if primary_type == "Release" else _seize_order(chain, NO_DEADLINE)
+    fields = typed_data(_domain(chain), order)["types"][primary_type]
+    members = ",".join(f"{field['type']} {field['name']}" for field in fields)
+    type_string = f"{primary_type}({members})"
+    assert getattr(chain.vault.functions, getter)().call() == keccak(text=type_string)
+
+
+def test_seize_after_its_deadline_reverts_and_pays_nothing(funded_vault: DevChain) -> None:
+    chain = funded_vault
+    now = _chain_time(chain)
+    expired = _seize_order(chain, deadline=now - 1)
+    signatures = _signatures(chain, expired, list(chain.node_set[:3]))
+    before = _balance(chain, "USDC", expired.recipient)
+    with pytest.raises(ContractLogicError, match="seize expired"):
+        _seize(chain, expired, signatures)
+    assert _balance(chain, "USDC", expired.recipient) == before
+    assert not chain.vault.functions.seizeUsed(expired.seize_id).call()
+    # The same signatures cannot be moved to a later deadline: they sign the old one.
+    later = _seize_order(chain, deadline=now + 3600, seize_id=expired.seize_id)
+    with pytest.raises(ContractLogicError, match="not in the node set|ascending order"):
+        _seize(chain, later, signatures)
+    assert _balance(chain, "USDC", expired.recipient) == before
+
+
+def test_seize_is_accepted_in_the_block_at_its_deadline(funded_vault: DevChain) -> None:
+    chain = funded_vault
+    deadline = _chain_time(chain) + 100
+    order = _seize_order(chain, deadline=deadline, amount=1)
+    signatures = _signatures(chain, order, list(chain.node_set[:3]))
+    chain.anvil.rpc("evm_setNextBlockTimestamp", [deadline])
+    receipt = chain.web3.eth.wait_for_transaction_receipt(_seize(chain, order, signatures))
+    assert chain.web3.eth.get_block(receipt["blockNumber"])["timestamp"] == deadline
+    assert chain.vault.functions.seizeUsed(order.seize_id).call()
+
+
+def test_a_used_seize_id_cannot_be_reused_with_another_deadline(funded_vault: DevChain) -> None:
+    chain = funded_vault
+    now = _chain_time(chain)
+    first = _seize_order(chain, deadline=now + 3600)
+    before = _balance(chain, "USDC", first.recipient)
+    _seize(chain, first, _signatures(chain, first, list(chain.node_set[:3])))
+    assert _balance(chain, "USDC", first.recipient) == before + first.amount
+    # A fresh quorum over the same id with a later deadline is a different digest, but the id is spent.
+    again = _seize_order(chain, deadline=now + 7200, seize_id=first.seize_id)
+    with pytest.raises(ContractLogicError, match="seize id already used"):
+        _seize(chain, again, _signatures(chain, again, list(chain.node_set[1:])))
+    assert _balance(chain, "USDC", first.recipient) == before + first.amount

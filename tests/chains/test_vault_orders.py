@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crossclear.chains.vault_orders import (
+    NO_DEADLINE,
     ReleaseOrder,
     SeizeOrder,
     VaultDomain,
@@ -14,6 +15,7 @@ from crossclear.chains.vault_orders import (
     sign,
     sorted_signers,
     threshold,
+    typed_data,
 )
 from crossclear.devnet.accounts import node_keys
 
@@ -44,7 +46,7 @@ def test_signatures_recover_to_their_signers_and_sort_by_address() -> None:
 
 def test_release_and_seize_with_equal_fields_have_different_digests() -> None:
     release = ReleaseOrder(b"\x22" * 32, ACCOUNT, TOKEN, 5, ACCOUNT)
-    seize = SeizeOrder(b"\x22" * 32, ACCOUNT, TOKEN, 5, ACCOUNT)
+    seize = SeizeOrder(b"\x22" * 32, ACCOUNT, TOKEN, 5, ACCOUNT, NO_DEADLINE)
     assert digest(DOMAIN, release) != digest(DOMAIN, seize)
     other_chain = VaultDomain(chain_id=31002, vault=DOMAIN.vault)
     assert digest(DOMAIN, release) != digest(other_chain, release)
@@ -65,3 +67,25 @@ def test_recovery_refuses_signatures_the_vault_refuses() -> None:
     for refused in (good[:64] + bytes([good[64] - 27]), high_s, good[:64]):
         with pytest.raises(ValueError):
             recover_signer(DOMAIN, order, refused)
+
+
+def test_the_seize_deadline_is_signed() -> None:
+    key = node_keys(1)[0]
+    order = SeizeOrder(b"\x44" * 32, ACCOUNT, TOKEN, 5, ACCOUNT, deadline=1_700_000_000)
+    later = SeizeOrder(b"\x44" * 32, ACCOUNT, TOKEN, 5, ACCOUNT, deadline=1_700_000_001)
+    assert digest(DOMAIN, order) != digest(DOMAIN, later)
+    signature = sign(DOMAIN, order, key.private_key)
+    assert recover_signer(DOMAIN, order, signature) == key.address
+    assert recover_signer(DOMAIN, later, signature) != key.address
+
+
+def test_seize_typed_data_has_the_vault_type_fields_in_order() -> None:
+    fields = typed_data(DOMAIN, SeizeOrder(b"\x55" * 32, ACCOUNT, TOKEN, 5, ACCOUNT, deadline=7))["types"]["Seize"]
+    assert [(f["type"], f["name"]) for f in fields] == [
+        ("bytes32", "seizeId"),
+        ("address", "account"),
+        ("address", "token"),
+        ("uint256", "amount"),
+        ("address", "recipient"),
+        ("uint64", "deadline"),
+    ]

@@ -82,7 +82,7 @@ def test_deposit_claim_position_and_release(tmp_path: Path) -> None:
                 claim_deposit = Deposit(secret, int(depositor.address, 16), int(weth.address, 16), amount, 0, CHAIN_ID, int(deployment.vault, 16))
                 tree = IncrementalMerkleTree()
                 tree.insert(claim_deposit.leaf)
-                await eventually(lambda: all(n.facts.is_certified(CHAIN_ID, int(deployment.vault, 16), tree.root) for n in nodes), 60, "the root certified on every node")
+                await eventually(lambda: all(n.processor.is_root_certified(CHAIN_ID, int(deployment.vault, 16), tree.root) for n in nodes), 60, "the root certified on every node")
 
                 # 2. Prove a claim for 1.5 WETH and submit it to node 0 only; gossip takes it everywhere.
                 proof, claim = await asyncio.to_thread(prove_claim, claim_deposit, tree.path(0), ClaimStatement(15 * 10**17, DOMAIN))
@@ -159,8 +159,12 @@ def test_deposit_claim_position_and_release(tmp_path: Path) -> None:
                             return False
                     return True
 
-                await eventually(collateral_gone_everywhere, 60, "the certified seize debited on every node")
+                await eventually(collateral_gone_everywhere, 60, "the seized collateral gone from margin on every node")
+                await eventually(lambda: all(not n.processor.ledger.reservations for n in nodes), 60, "the seize certified and paid out on every node")
                 assert await seizer.run_once() == []
+                for node in nodes:  # every payout certified, nothing pending, and the books balance
+                    assert node.processor.ledger.conservation_failures() == [] and not node.processor.halted
+                    assert not node.processor.ledger.pending_payouts and not node.processor.ledger.reservations
                 for channel in channels:
                     await channel.close()
             finally:

@@ -17,10 +17,12 @@ from crossclear import _cli
 from crossclear.zk import (
     MalformedProof,
     VerificationKey,
+    check_well_formed,
     get_backend,
     load_proof,
     load_public_signals,
     load_verification_key,
+    measure_claim_cpu,
 )
 from crossclear.zk.backends import Groth16Backend, ProofItem
 from .reference import (
@@ -184,6 +186,60 @@ def test_malformed_input_is_rejected_with_the_same_message_as_py_ecc(
     with pytest.raises(MalformedProof) as reference_error:
         get_backend("py_ecc").verify(key, proof, signals)
     assert str(reference_error.value) == message
+
+
+#: Cases check_well_formed (structural, no curve arithmetic) lets through to verify.
+CURVE_CASES = [
+    "A off the curve",
+    "C off the curve",
+    "B off the twist",
+    "B outside the order-r subgroup",
+    "B of small order (10069)",
+]
+
+
+@pytest.mark.parametrize("case", MALFORMED_CASES)
+def test_claim_path_rejects_every_malformed_case(
+    backend: Groth16Backend, key: VerificationKey, items: list[ProofItem], case: str
+) -> None:
+    # The node runs check_well_formed, then backend.verify: together they refuse every case
+    # with the message verify alone gives; curve and subgroup cases get past the first.
+    (proof, signals), message = malformed_variants(items)[case]
+    if case in CURVE_CASES:
+        check_well_formed(key, proof, signals)
+    else:
+        with pytest.raises(MalformedProof) as structural:
+            check_well_formed(key, proof, signals)
+        assert str(structural.value) == message
+    with pytest.raises(MalformedProof) as raised:
+        check_well_formed(key, proof, signals)
+        backend.verify(key, proof, signals)
+    assert str(raised.value) == message
+
+
+def test_batch_refuses_curve_cases(backend: Groth16Backend, key: VerificationKey, items: list[ProofItem]) -> None:
+    variants = malformed_variants(items)
+    batch = [items[0], *(variants[case][0] for case in CURVE_CASES), items[1]]
+    assert backend.verify_batch(key, batch) == [True] + [False] * len(CURVE_CASES) + [True]
+
+
+def test_claim_cpu_is_measured_on_the_claim_path(backend: Groth16Backend, key: VerificationKey) -> None:
+    folder = sorted(path for path in PROOFS.iterdir() if (path / "proof.json").exists())[0]
+    proof_document = json.loads((folder / "proof.json").read_text())
+    public_document = json.loads((folder / "public.json").read_text())
+    figures = measure_claim_cpu(proof_document, public_document, key, samples=30)
+    assert set(figures) == {"p50", "p99"}
+    assert 0 < figures["p50"] <= figures["p99"]
+    # CPU time, so contention does not inflate it much; the old pure-Python subgroup check in
+    # check_well_formed alone cost over 20 ms.
+    assert figures["p50"] < 10.0
+    changed = [*public_document[:5], str(int(public_document[5]) + 1), *public_document[6:]]
+    with pytest.raises(ValueError, match="does not verify"):
+        measure_claim_cpu(proof_document, changed, key, samples=1, backend=backend)
+    with pytest.raises(MalformedProof):
+        measure_claim_cpu(proof_document, public_document[:-1], key, samples=1)
+    with pytest.raises(ValueError, match="samples"):
+        measure_claim_cpu(proof_document, public_document, key, samples=0)
 
 
 def test_batch_of_valid_proofs(backend: Groth16Backend, key: VerificationKey, items: list[ProofItem]) -> None:

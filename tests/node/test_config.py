@@ -91,6 +91,7 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
     assert str(config.rpc_listen) == "127.0.0.1:50051" and config.rpc_peers == ("127.0.0.1:50052",)
     assert config.data_dir == tmp_path / "data" / "node-0" and config.database.name == "node.sqlite"
     assert config.chains["devnet-a"].finality.confirmations == 2
+    assert config.chains["devnet-a"].kind == "evm" and config.chains["devnet-a"].vault.lower() == VAULT
     assert config.collateral["USDC"].tokens["devnet-a"] == "0x" + "AB" * 20 or config.collateral["USDC"].tokens["devnet-a"].lower() == TOKEN
     assert config.feeds["ETH"].heartbeat_seconds == 30
     assert config.verification_key.name == "vkey.json"
@@ -106,7 +107,7 @@ def test_environment_overrides(tmp_path: Path) -> None:
     }
     config = load_config(write(tmp_path), environ=environ)
     assert config.rpc_listen.port == 6000
-    assert config.chains["devnet-a"].rpc_url == "http://127.0.0.1:9999"
+    assert config.chains["devnet-a"].table["rpc_url"] == "http://127.0.0.1:9999"
     assert config.chains["devnet-a"].finality.confirmations == 5
     assert config.metrics_listen is None
 
@@ -145,3 +146,32 @@ def test_bad_key_file_and_bad_environment(tmp_path: Path) -> None:
     assert load_config(write(tmp_path), environ={"CROSSCLEAR_DEVNET_STATE": "/tmp/x"}).name == "node-0"
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.toml", environ={})
+
+
+def test_an_unknown_chain_kind_is_one_line_naming_file_chain_and_known_kinds(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("[chains.devnet-a]\n", '[chains.devnet-a]\nkind = "moonchain"\n'))
+    with pytest.raises(ConfigError, match=r"node.toml: chain devnet-a: unknown kind 'moonchain' \(known: evm(, [a-z-]+)*\)$"):
+        load_config(path, environ={})
+    # The same from the environment.
+    with pytest.raises(ConfigError, match=r"node.toml: chain devnet-a: unknown kind 'moonchain'"):
+        load_config(write(tmp_path), environ={"CROSSCLEAR_CHAINS__DEVNET_A__KIND": "moonchain"})
+    with pytest.raises(ConfigError, match=r"node.toml: \[chains.devnet-b\] must be a table"):
+        load_config(write(tmp_path, GOOD.replace("[chains.devnet-a]\n", "[chains]\ndevnet-b = 3\n[chains.devnet-a]\n")), environ={})
+
+
+def test_a_plugin_kind_keeps_its_own_keys_for_its_adapter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A plugin distribution on sys.path (a dist-info with the entry point) makes kind "moonnet" known.
+    plugin = tmp_path / "plugin"
+    dist_info = plugin / "config_test_moonnet-0.1.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: config-test-moonnet\nVersion: 0.1\n")
+    (dist_info / "entry_points.txt").write_text("[crossclear.chain_adapters]\nmoonnet = config_test_moonnet:create_adapter\n")
+    monkeypatch.syspath_prepend(str(plugin))
+    text = GOOD.replace('[chains.devnet-a]\nchain_id = 31001\nrpc_url = "http://127.0.0.1:8545"\n', '[chains.devnet-a]\nkind = "moonnet"\nchain_id = 31001\nendpoint = "moon://relay"\n')
+    config = load_config(write(tmp_path, text), environ={"CROSSCLEAR_CHAINS__DEVNET_A__ENDPOINT": "moon://other"})
+    chain = config.chains["devnet-a"]
+    assert (chain.kind, chain.chain_id, chain.finality.describe()) == ("moonnet", 31001, "2 confirmations")
+    assert chain.table["endpoint"] == "moon://other" and "rpc_url" not in chain.table
+    # Keys every kind has are still checked when the config loads.
+    with pytest.raises(ConfigError, match="node.toml: chain devnet-a: vault must be a 0x address"):
+        load_config(write(tmp_path, text.replace(f'vault = "{VAULT}"', 'vault = "moon1vault"')), environ={})

@@ -119,5 +119,7 @@ def test_bench_prints_json(capsys: pytest.CaptureFixture[str], monkeypatch: pyte
     assert main(["bench", "zk", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
     keys = {"single_ms", "batch8_ms_per_proof", "batch64_ms_per_proof"}
-    assert set(figures) == {"py_ecc", "native", "speedup_single"}
+    assert set(figures) == {"py_ecc", "native", "speedup_single", "claim_cpu_ms"}
     assert set(figures["py_ecc"]) == keys and set(figures["native"]) == keys
+    assert set(figures["claim_cpu_ms"]) == {"p50", "p99"}
+    assert 0 <= figures["claim_cpu_ms"]["p50"] <= figures["claim_cpu_ms"]["p99"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -23,11 +25,13 @@ from crossclear.zk import (
     load_proof,
     load_public_signals,
     load_verification_key,
+    check_well_formed,
     parse_proof,
+    parse_public_signals,
     parse_verification_key,
     register_backend,
 )
-from crossclear.zk import _pairing, backends
+from crossclear.zk import _pairing, backends, groth16
 from crossclear.zk.artifacts import default_artifacts
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "proofs"
@@ -145,6 +149,60 @@ def test_malformed_inputs_are_rejected_before_pairing(
     assert BACKEND.verify_batch(key, batch) == [False] * len(batch)
 
 
+#: The _malformed cases only curve arithmetic can see: `check_well_formed` lets them through
+#: and every backend's verify refuses them.
+CURVE_CASES = {"a_off_curve", "c_off_curve", "b_off_twist", "b_in_solidity_order", "b_outside_subgroup"}
+
+
+def test_check_well_formed_is_structural_and_verify_checks_the_curve(
+    key: VerificationKey, items: list[tuple[Proof, tuple[int, ...]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cases = _malformed(items)
+    assert CURVE_CASES <= set(cases)
+
+    def no_curve_arithmetic(*_: object) -> object:
+        raise AssertionError("check_well_formed did curve arithmetic")
+
+    with monkeypatch.context() as patch:
+        for name in ("is_on_curve", "multiply", "add", "double", "is_inf"):
+            patch.setattr(curve, name, no_curve_arithmetic)  # the module groth16 uses
+        patch.setattr(groth16, "g2_to_py_ecc", no_curve_arithmetic)
+        check_well_formed(key, *items[0])
+        for name, (proof, signals, reason) in cases.items():
+            if name in CURVE_CASES:
+                check_well_formed(key, proof, signals)
+            else:
+                with pytest.raises(MalformedProof, match=reason):
+                    check_well_formed(key, proof, signals)
+    # The claim path (check_well_formed, then verify) still refuses every case, with the
+    # same message as before the split.
+    monkeypatch.setattr(_pairing, "pairing_product_is_one", no_curve_arithmetic)
+    for name, (proof, signals, reason) in cases.items():
+        with pytest.raises(MalformedProof, match=reason):
+            check_well_formed(key, proof, signals)
+            BACKEND.verify(key, proof, signals)
+    curve_batch = [(proof, signals) for name, (proof, signals, _) in cases.items() if name in CURVE_CASES]
+    assert BACKEND.verify_batch(key, curve_batch) == [False] * len(curve_batch)
+
+
+def test_point_at_infinity_in_affine_form_is_structural(key: VerificationKey, items: list[tuple[Proof, tuple[int, ...]]]) -> None:
+    proof, signals = items[0]
+    with pytest.raises(MalformedProof, match="proof B: point at infinity"):
+        check_well_formed(key, replace(proof, b=((0, 0), (0, 0))), signals)
+
+
+def test_parse_errors_name_the_value() -> None:
+    document = json.loads((FIXTURES / "00" / "proof.json").read_text())
+    document["pi_b"][1][0] = "0x1"
+    with pytest.raises(MalformedProof, match=r"^proof pi_b\[1\]\[0\]: expected a decimal integer, got '0x1'$"):
+        parse_proof(document)
+    with pytest.raises(MalformedProof, match=r"^public signals\[2\]: expected a decimal integer, got True$"):
+        parse_public_signals(["1", "2", True])
+    with pytest.raises(MalformedProof, match=r"^public signals\[0\]: expected a decimal integer"):
+        parse_public_signals(["9" * 81])
+    assert parse_public_signals(["007", 5]) == (7, 5)
+
+
 def _proof_document(items: list[tuple[Proof, tuple[int, ...]]]) -> dict[str, Any]:
     document: dict[str, Any] = json.loads((FIXTURES / "00" / "proof.json").read_text())
     return document
@@ -227,8 +285,8 @@ def test_missing_native_extension_falls_back_to_py_ecc(monkeypatch: pytest.Monke
     monkeypatch.setattr(backends, "_instances", {})
     monkeypatch.setattr(backends, "_optional_errors", {})
     monkeypatch.setattr(backends, "_optional_loaded", False)
-    monkeypatch.setattr(backends.importlib, "import_module", missing_extension)
-    monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(importlib, "import_module", missing_extension)  # what backends calls
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
     assert backends.default_backend_name() == "py_ecc"
     assert backends.available_backends() == ["py_ecc"]
     assert "_bn254" in backends.optional_backend_errors()["crossclear.zk._native_backend"]

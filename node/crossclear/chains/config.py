@@ -13,12 +13,18 @@ In a node's TOML file a chain reads:
     start_block = 0                     # first block to scan on a fresh cursor
 
 `EvmChainConfig.from_mapping(name, table)` checks every key and names the one that is wrong.
+
+Whatever the kind, the node itself reads a few keys of every chain table (`ChainConfig`:
+chain id, vault, markets, price feeds, finality, start block) and hands the whole table to the
+kind's adapter factory (`crossclear.chains.registry`).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from eth_utils.address import is_address, to_checksum_address
@@ -27,6 +33,8 @@ from crossclear._errors import UsageError
 from crossclear.chains.interface import Address, ChainAdapterError
 
 FINALITY_TAGS = ("finalized", "safe")
+#: The kind a chain table without `kind` has.
+DEFAULT_KIND = "evm"
 
 
 class ChainConfigError(UsageError, ChainAdapterError):
@@ -119,6 +127,70 @@ class EvmChainConfig:
         )
 
 
+@dataclass(frozen=True)
+class ChainConfig:
+    """What the node reads of any chain, whatever its kind, plus the whole table for the adapter.
+
+    For kind "evm" every key is checked (`EvmChainConfig`); for another kind only these common
+    keys are, and the kind's adapter factory checks the rest of `table` when it is built.
+    """
+
+    network: str
+    """Name of the chain in config (`[chains.<network>]`)."""
+    kind: str
+    """Adapter kind: "evm", or an entry point name in the `crossclear.chain_adapters` group."""
+    chain_id: int
+    """The chain's numeric id; the adapter must report the same."""
+    vault: Address
+    """The CollateralVault's address, a 20-byte 0x address (the node attests its roots under it)."""
+    markets: tuple[str, ...] = ()
+    """Market contracts whose positions count (checksummed for "evm"; as written otherwise)."""
+    price_feeds: tuple[str, ...] = ()
+    """PriceFeed contracts whose prices count (checksummed for "evm"; as written otherwise)."""
+    finality: Finality = field(default_factory=Finality)
+    """When a block is final on this chain (status shows `finality.describe()`)."""
+    start_block: int = 0
+    """First block to scan when no cursor is stored yet."""
+    table: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
+    """The chain's whole config table, as read (after environment overrides): the adapter's input."""
+
+    @staticmethod
+    def from_mapping(network: str, table: Mapping[str, Any]) -> ChainConfig:
+        """Read the common keys of a `[chains.<network>]` table, naming the bad key on error.
+
+        Whether the kind exists is not checked here (see `crossclear.chains.registry.chain_config`).
+        """
+        kind = table.get("kind", DEFAULT_KIND)
+        if not isinstance(kind, str) or not kind:
+            raise ChainConfigError(f"chain {network}: kind must be a non-empty string, got {kind!r}")
+        frozen = MappingProxyType(copy.deepcopy(dict(table)))
+        if kind == DEFAULT_KIND:
+            evm = EvmChainConfig.from_mapping(network, table)
+            return ChainConfig(network, kind, evm.chain_id, evm.vault, evm.markets, evm.price_feeds, evm.finality, evm.start_block, frozen)
+        if "chain_id" not in table:
+            raise ChainConfigError(f"chain {network}: missing key 'chain_id'")
+        if "vault" not in table:
+            raise ChainConfigError(f"chain {network}: missing key 'vault'")
+        finality = table.get("finality", Finality().confirmations)
+        if isinstance(finality, str):
+            if not finality:
+                raise ChainConfigError(f"chain {network}: finality must be a confirmation count or a non-empty tag, got ''")
+            parsed_finality = Finality(tag=finality)
+        else:
+            parsed_finality = Finality(confirmations=_non_negative_int(network, "finality", finality))
+        return ChainConfig(
+            network=network,
+            kind=kind,
+            chain_id=_positive_int(network, "chain_id", table["chain_id"]),
+            vault=_address(network, "vault", table["vault"]),
+            markets=_strings(network, "markets", table.get("markets", [])),
+            price_feeds=_strings(network, "price_feeds", table.get("price_feeds", [])),
+            finality=parsed_finality,
+            start_block=_non_negative_int(network, "start_block", table.get("start_block", 0)),
+            table=frozen,
+        )
+
+
 def _finality(network: str, value: object) -> Finality:
     if isinstance(value, str):
         if value not in FINALITY_TAGS:
@@ -137,6 +209,12 @@ def _addresses(network: str, key: str, value: object) -> tuple[Address, ...]:
     if not isinstance(value, list | tuple):
         raise ChainConfigError(f"chain {network}: {key} must be a list of addresses, got {value!r}")
     return tuple(_address(network, key, item) for item in value)
+
+
+def _strings(network: str, key: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) and item for item in value):
+        raise ChainConfigError(f"chain {network}: {key} must be a list of non-empty strings, got {value!r}")
+    return tuple(value)
 
 
 def _positive_int(network: str, key: str, value: object) -> int:

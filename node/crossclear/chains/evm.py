@@ -245,7 +245,7 @@ class EvmChainAdapter:
         return ObservationBatch(
             chain_id=self.config.chain_id,
             first_block=start,
-            cursor=Cursor(chain_id=self.config.chain_id, block_number=end.number, block_hash=end.hash),
+            cursor=Cursor(chain_id=self.config.chain_id, block_number=end.number, block_hash=end.hash, block_timestamp=end.timestamp),
             observations=observations,
         )
 

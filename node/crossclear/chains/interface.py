@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias, runtime_checkable
 
 #: An EIP-55 checksummed, 0x-prefixed 20-byte address.
@@ -77,6 +77,8 @@ class Cursor:
     """Last block whose observations were all delivered (-1: nothing yet, start at genesis)."""
     block_hash: bytes
     """Hash of that block, checked on resume to detect a reorg deeper than finality (b"" at -1)."""
+    block_timestamp: int = field(default=0, compare=False)
+    """Timestamp of that block, Unix seconds (0 when not known, e.g. a cursor built to resume)."""
 
     @staticmethod
     def genesis(chain_id: int) -> Cursor:

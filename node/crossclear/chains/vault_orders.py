@@ -4,7 +4,9 @@ The vault accepts an order with signatures from at least `threshold(n)` = floor(
 members of its node set, one per signer, ordered by ascending signer address, each a
 65-byte r || s || v signature over the EIP-712 digest of the order under the domain
 (name "CrossclearVault", version "1", chain id, vault address). Each release and seize id
-works once; a node-set update signs the vault's current epoch, so it also works once.
+works once and carries a deadline (unix time, judged by the chain's block timestamp) after
+which the vault refuses it; a node-set update signs the vault's current epoch, so it also
+works once.
 
 These definitions mirror `devnet/contracts/CollateralVault.sol`; tests compare the digests
 with the contract's own.
@@ -23,7 +25,7 @@ from eth_utils.crypto import keccak
 
 from crossclear.chains.interface import Address
 
-#: The largest uint64: a release that never expires (tests; nodes always set a real deadline).
+#: The largest uint64: an order that never expires (tests; nodes always set a real deadline).
 NO_DEADLINE = 2**64 - 1
 
 DOMAIN_NAME = "CrossclearVault"
@@ -79,6 +81,8 @@ class SeizeOrder:
     """Amount in the token's smallest unit."""
     recipient: Address
     """Who receives the tokens (the liquidator)."""
+    deadline: int
+    """Unix time after which the vault refuses the seize (its signatures expire)."""
 
 
 @dataclass(frozen=True)
@@ -156,8 +160,7 @@ def quorum_signatures(domain: VaultDomain, order: VaultOrder, signatures: Iterab
 
 def _describe(order: VaultOrder) -> tuple[str, list[dict[str, str]], dict[str, Any]]:
     if isinstance(order, ReleaseOrder):
-        fields = [*_payout_fields("releaseId"), {"name": "deadline", "type": "uint64"}]
-        return "Release", fields, {**_payout_message("releaseId", order.release_id, order), "deadline": order.deadline}
+        return "Release", _payout_fields("releaseId"), _payout_message("releaseId", order.release_id, order)
     if isinstance(order, SeizeOrder):
         return "Seize", _payout_fields("seizeId"), _payout_message("seizeId", order.seize_id, order)
     fields = [{"name": "epoch", "type": "uint256"}, {"name": "signers", "type": "address[]"}]
@@ -171,6 +174,7 @@ def _payout_fields(id_name: str) -> list[dict[str, str]]:
         {"name": "token", "type": "address"},
         {"name": "amount", "type": "uint256"},
         {"name": "recipient", "type": "address"},
+        {"name": "deadline", "type": "uint64"},
     ]
 
 
@@ -183,4 +187,5 @@ def _payout_message(id_name: str, order_id: bytes, order: ReleaseOrder | SeizeOr
         "token": to_checksum_address(order.token),
         "amount": order.amount,
         "recipient": to_checksum_address(order.recipient),
+        "deadline": order.deadline,
     }

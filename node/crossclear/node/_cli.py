@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from crossclear._errors import UsageError
-from crossclear.chains import ChainAdapterError
+from crossclear.chains import ChainAdapterError, ChainConfigError
 from crossclear.node.config import NodeConfig
 
 
@@ -42,17 +42,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
-async def _check_chains(config: NodeConfig) -> None:
-    from crossclear.chains.evm import EvmChainAdapter
+async def _check_chains(config: NodeConfig, source: Path) -> None:
+    """Build every chain's adapter through the registry (any kind) and connect it once."""
+    from crossclear.chains.registry import build_adapters
 
     logging.getLogger("crossclear.chains").setLevel(logging.ERROR)
-    for chain in config.chains.values():
-        adapter = EvmChainAdapter(chain)
-        try:
+    try:
+        adapters = build_adapters(config.chains)
+    except ChainConfigError as error:
+        raise UsageError(f"{source}: {error}") from None
+    try:
+        for adapter in adapters.values():
             await adapter.connect()
-        except ChainAdapterError as error:
-            raise UsageError(str(error)) from None
-        finally:
+    except ChainAdapterError as error:
+        raise UsageError(str(error)) from None
+    finally:
+        for adapter in adapters.values():
             await adapter.close()
     logging.getLogger("crossclear.chains").setLevel(logging.NOTSET)
 
@@ -62,9 +67,10 @@ def run(args: argparse.Namespace) -> int:
     from crossclear.node.wiring import Node
 
     config = load_config(args.config)
-    # Before any state or log exists: an unreachable chain, a wrong chain id or a missing
-    # contract is one line and a non-zero exit, and leaves no data folder behind.
-    asyncio.run(_check_chains(config))
+    # Before any state or log exists: an unknown or broken adapter kind, an unreachable chain,
+    # a wrong chain id or a missing contract is one line and a non-zero exit, and leaves no
+    # data folder behind.
+    asyncio.run(_check_chains(config, args.config))
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter(config.name))
     logging.basicConfig(level=args.log_level, handlers=[handler])

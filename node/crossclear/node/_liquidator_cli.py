@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import sys
+from collections import Counter
 from pathlib import Path
 
 from crossclear._errors import UsageError
@@ -31,13 +34,27 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--chain must be CHAIN_ID=http://127.0.0.1:PORT, got {entry!r}")
         chains[int(chain_id)] = url
     liquidator = Liquidator(args.node, args.signer, chains, read_key_file(args.key_file))
+    # Failed seizes are logged (one line each) by crossclear.liquidator; send them to stderr next to
+    # the submissions printed on stdout (the devnet writes both to liquidator.log).
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("crossclear.liquidator")
 
     async def main() -> None:
         while True:
-            for submission in await liquidator.run_once():
+            failed_before = sum(liquidator.errors.values())
+            try:
+                submissions = await liquidator.run_once()
+            except Exception as error:  # one bad round must not end the liquidator
+                log.warning("round failed: %s: %s", type(error).__name__, " ".join(str(error).split()))
+                submissions = []
+            for submission in submissions:
                 order = submission.order
                 print(f"seized {order.amount} of {order.token} from {order.account} on chain {submission.domain.chain_id} "
                       f"(signed by {len(submission.signers)} nodes), transaction {submission.transaction_hash}", flush=True)
+            failed = sum(liquidator.errors.values()) - failed_before
+            if submissions or failed:
+                print(f"round: {len(submissions)} seized, {failed} failed; since start: {liquidator.submitted} seized, "
+                      f"errors {_counts(liquidator.errors)}, skipped {_counts(liquidator.skipped)}", flush=True)
             if args.once:
                 return
             await asyncio.sleep(args.interval)
@@ -47,3 +64,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{reason}={count}" for reason, count in sorted(counter.items())) or "none"

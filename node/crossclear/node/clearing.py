@@ -1,17 +1,19 @@
-"""The clearing state of one node: accounts, credited collateral, positions, prices, margin.
+"""Margin of every account, published as immutable snapshots.
 
-Everything here changes only through explicit calls (a credited claim, a certified position
-change, a certified price), each of which bumps `height`, so a margin figure can always say
-which state it was computed at. Margin lives in numpy arrays and is computed by the C kernel:
-structural changes (a new account, position or collateral entry) rebuild the CSR arrays and
-recompute only the accounts that changed; a price tick recomputes only the holders of what
-moved.
+`ClearingState` holds the book the margin kernel reads: each account's collateral (integer
+base units per chain and asset, from the ledger), its positions and the latest certified
+prices. Only the processor changes it. After a batch of changes the processor calls
+`publish`, off the event loop, which recomputes what moved (a price tick recomputes only the
+holders of what moved; a structural change rebuilds the arrays) and returns a
+`MarginSnapshot`: frozen, never written again, so readers (gRPC, metrics, order decisions)
+use it without locks while the next one is being computed.
+
+Amounts become floats only here, for margin arithmetic: units / 10**decimals.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -24,11 +26,10 @@ from crossclear.margin.methodology import haircut, instrument_value
 
 SECONDS_PER_YEAR = 365.0 * 24 * 3600
 
-#: Options are keyed by time to expiry; the instrument table is rebuilt against the clock at
-#: least this often (on the next price change after it elapses).
-REPRICE_EXPIRIES_SECONDS = 60.0
+#: Options are keyed by time to expiry; the instrument table is re-keyed against chain time at
+#: least this often (a full rebuild, so not on every block).
+REKEY_EXPIRIES_SECONDS = 60.0
 
-Clock = Callable[[], float]
 ModeFigures = tuple[float, float, float, float]
 
 
@@ -38,7 +39,7 @@ class ClearingError(ValueError):
 
 @dataclass(frozen=True)
 class PositionRecord:
-    """One open position, as certified from a Market contract."""
+    """One open position, in the margin methodology's units."""
 
     chain_id: int
     """Chain the position lives on."""
@@ -49,7 +50,7 @@ class PositionRecord:
     qty: float
     """Signed size in units of the underlying."""
     entry: float
-    """Entry price per unit."""
+    """Entry price per unit (an option's premium)."""
     strike: float = 0.0
     """Strike of an option."""
     expiry_timestamp: float = 0.0
@@ -63,9 +64,9 @@ class FeedPrice:
     price: float
     """Price in quote units (the feed's answer scaled by its decimals)."""
     updated_at: float
-    """Unix time the feed says it was updated."""
+    """Unix time the feed says it was updated (chain time of the feed's chain)."""
     heartbeat_seconds: float
-    """Older than this, the price is stale: margin is not fresh and releases stop."""
+    """Older than this in chain time, the price is stale: releases and seizes stop."""
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,24 @@ class CollateralLine:
     """One collateral holding of an account, valued."""
 
     chain_id: int
+    """Chain of the vault holding it."""
     asset: str
-    amount: float
+    """Asset name."""
+    units: int
+    """Base units held (what the ledger says, exactly)."""
+    decimals: int
+    """Token decimals: units / 10**decimals is the amount in asset units."""
     price: float
+    """Asset price used."""
     haircut: float
+    """Haircut rate applied."""
     value: float
+    """amount x price x (1 - haircut)."""
+
+    @property
+    def amount(self) -> float:
+        """Amount in asset units (for display and margin arithmetic only)."""
+        return float(self.units / 10**self.decimals)
 
 
 @dataclass(frozen=True)
@@ -114,10 +128,14 @@ class AccountMargin:
         return not self.stale_feeds
 
 
-@dataclass
-class _Account:
-    collateral: dict[tuple[int, str], float] = field(default_factory=dict)
-    positions: dict[str, PositionRecord] = field(default_factory=dict)
+@dataclass(frozen=True)
+class AccountBook:
+    """One account's collateral and positions; replaced, never changed, so snapshots share it."""
+
+    collateral: tuple[tuple[tuple[int, str], int], ...] = ()
+    """((chain id, asset), base units), sorted."""
+    positions: tuple[tuple[str, PositionRecord], ...] = ()
+    """(position id, record), sorted by id."""
 
 
 def normalise_account(account: str) -> str:
@@ -132,357 +150,163 @@ def normalise_account(account: str) -> str:
     return text
 
 
-class ClearingState:
-    """Accounts and their margin, safe to read and update from several threads."""
+def _mode_figures(matrix: np.ndarray, row: int) -> ModeFigures:
+    return (
+        float(matrix[row, Mode.ISOLATED]),
+        float(matrix[row, Mode.CROSS_SILOED]),
+        float(matrix[row, Mode.CROSS]),
+        float(matrix[row, Mode.PORTFOLIO]),
+    )
 
-    def __init__(
-        self,
-        params: MarginParams,
-        market: Market,
-        heartbeats: Mapping[str, float],
-        clock: Clock | None = None,
-        starting_prices_fresh: bool = False,
-    ) -> None:
-        """`market` carries vols, scan ranges, haircut inputs and starting prices; `heartbeats`
-        maps every underlying and asset name to its feed's heartbeat in seconds.
 
-        Starting prices come from a file, not a feed: they count as stale (margin not fresh,
-        releases and liquidations held back) until a certified feed answer replaces them,
-        unless `starting_prices_fresh` says the caller vouches for them (tests, simulations)."""
-        self._params = params
-        self._market = market
-        self._clock = clock or time.time
-        stamped = self._clock() if starting_prices_fresh else -math.inf
-        self._feeds: dict[str, FeedPrice] = {}
-        for name, price in zip(market.underlying_names, market.underlying_price):
-            self._feeds[name] = FeedPrice(float(price), stamped, float(heartbeats.get(name, math.inf)))
-        for name, price in zip(market.asset_names, market.asset_price):
-            self._feeds[name] = FeedPrice(float(price), stamped, float(heartbeats.get(name, math.inf)))
-        self._underlying_index = {name: i for i, name in enumerate(market.underlying_names)}
-        self._asset_index = {name: i for i, name in enumerate(market.asset_names)}
-        self._accounts: dict[str, _Account] = {}
-        self._rows: dict[str, int] = {}
-        self._chains: dict[int, int] = {}
-        self._lock = threading.RLock()
-        self._height = 0
-        self._engine: MarginEngine | None = None
-        self._keys: dict[InstrumentKey, int] = {}
-        self._keyed_at = 0.0
-        self._dirty = True
-        self._last_recompute_seconds = 0.0
-        self._account_height: dict[str, int] = {}
-        self._listeners: list[Callable[[int], None]] = []
-        self.recompute_observers: list[Callable[[float], None]] = []
-        """Called with the wall time of every kernel recompute (metrics)."""
+@dataclass(frozen=True)
+class _Pricing:
+    """What margin needs besides the books: parameters, market and index maps."""
 
-    # ------------------------------------------------------------------ updates
+    params: MarginParams
+    underlying_index: Mapping[str, int]
+    asset_index: Mapping[str, int]
+    decimals: Mapping[str, int]
 
-    @property
-    def height(self) -> int:
-        """Number of changes applied so far; every margin figure names the height it reflects."""
-        return self._height
 
-    @property
-    def needs_recompute(self) -> bool:
-        """True when the next read rebuilds the margin arrays (a structural change happened)."""
-        return self._dirty or self._engine is None
+def _instrument_key(pricing: _Pricing, record: PositionRecord, now: float) -> InstrumentKey:
+    if record.kind == InstrumentKind.PERP:
+        return (pricing.underlying_index[record.underlying], int(record.kind), 0.0, 0.0)
+    years = (record.expiry_timestamp - now) / SECONDS_PER_YEAR
+    return (pricing.underlying_index[record.underlying], int(record.kind), record.strike, years)
 
-    @property
-    def last_recompute_seconds(self) -> float:
-        """Wall time of the latest kernel recompute (for metrics)."""
-        return self._last_recompute_seconds
+
+def _build_book(
+    pricing: _Pricing, books: list[AccountBook], chains: Mapping[int, int], now: float
+) -> tuple[Instruments, dict[InstrumentKey, int], Book]:
+    keys: dict[InstrumentKey, int] = {}
+    position_offsets, collateral_offsets = [0], [0]
+    instrument, position_chain, qty, entry = [], [], [], []
+    asset, collateral_chain, amount = [], [], []
+    for book in books:
+        for _, record in book.positions:
+            key = _instrument_key(pricing, record, now)
+            instrument.append(keys.setdefault(key, len(keys)))
+            position_chain.append(chains[record.chain_id])
+            qty.append(record.qty)
+            entry.append(record.entry)
+        position_offsets.append(len(qty))
+        for (chain_id, asset_name), units in book.collateral:
+            asset.append(pricing.asset_index[asset_name])
+            collateral_chain.append(chains[chain_id])
+            amount.append(units / 10 ** pricing.decimals[asset_name])
+        collateral_offsets.append(len(amount))
+    arrays = Book(
+        position_offsets=np.array(position_offsets, dtype=np.int64),
+        position_instrument=np.array(instrument, dtype=np.int32),
+        position_chain=np.array(position_chain, dtype=np.int32),
+        position_qty=np.array(qty, dtype=np.float64),
+        position_entry=np.array(entry, dtype=np.float64),
+        collateral_offsets=np.array(collateral_offsets, dtype=np.int64),
+        collateral_asset=np.array(asset, dtype=np.int32),
+        collateral_chain=np.array(collateral_chain, dtype=np.int32),
+        collateral_amount=np.array(amount, dtype=np.float64),
+    )
+    return Instruments.from_keys(keys), keys, arrays
+
+
+@dataclass(frozen=True)
+class MarginSnapshot:
+    """Every account's margin at one state height; immutable."""
+
+    height: int
+    """State height (changes applied) this snapshot reflects."""
+    chain_time: float
+    """Chain time options were keyed at (latest applied block timestamp of any chain)."""
+    books: Mapping[str, AccountBook]
+    """Account -> its book (shared with later snapshots until that account changes)."""
+    rows: Mapping[str, int]
+    """Account -> its row in `result`."""
+    result: MarginResult
+    """Kernel output; never written after publication."""
+    market: Market
+    """Prices and vols this snapshot was computed at."""
+    instrument_marks: np.ndarray
+    """Mark of every instrument of the table."""
+    keys: Mapping[InstrumentKey, int]
+    """Instrument key -> row of `instrument_marks`."""
+    feeds: Mapping[str, FeedPrice]
+    """Latest certified price of every feed."""
+    stale_feeds: tuple[str, ...]
+    """Feeds older than their heartbeat in chain time."""
+    pricing: _Pricing = field(repr=False)
 
     def accounts(self) -> list[str]:
-        """Every account the node knows, in the order it first saw them."""
-        with self._lock:
-            return list(self._rows)
-
-    def credit_collateral(self, account: str, chain_id: int, asset: str, amount: float) -> int:
-        """Add collateral (an accepted claim); returns the new height."""
-        account = normalise_account(account)
-        if asset not in self._asset_index:
-            raise ClearingError(f"unknown asset {asset!r}")
-        if not math.isfinite(amount) or amount <= 0:
-            raise ClearingError(f"collateral amount must be a positive finite number, got {amount!r}")
-        with self._lock:
-            holding = self._account(account).collateral
-            holding[(chain_id, asset)] = holding.get((chain_id, asset), 0.0) + amount
-            return self._changed(account)
-
-    def debit_collateral(self, account: str, chain_id: int, asset: str, amount: float) -> int:
-        """Remove collateral (a release or seize executed on-chain); returns the new height."""
-        account = normalise_account(account)
-        with self._lock:
-            if account not in self._accounts:
-                raise ClearingError(f"cannot debit {amount!r} {asset} on chain {chain_id}: account holds 0.0")
-            holding = self._accounts[account].collateral
-            held = holding.get((chain_id, asset), 0.0)
-            if not math.isfinite(amount) or amount <= 0 or amount > held * (1 + 1e-12):
-                raise ClearingError(f"cannot debit {amount!r} {asset} on chain {chain_id}: account holds {held!r}")
-            remaining = held - amount
-            if remaining <= held * 1e-12:
-                del holding[(chain_id, asset)]
-            else:
-                holding[(chain_id, asset)] = remaining
-            return self._changed(account)
-
-    def set_position(self, account: str, position_id: str, record: PositionRecord | None) -> int:
-        """Open or change a position (None closes it); returns the new height."""
-        account = normalise_account(account)
-        if record is not None:
-            self._check_position(record)
-        with self._lock:
-            positions = self._account(account).positions
-            if record is None or record.qty == 0:
-                positions.pop(position_id, None)
-            else:
-                positions[position_id] = record
-            return self._changed(account)
-
-    def set_price(self, name: str, price: float, updated_at: float) -> int:
-        """A certified feed answer for an underlying or asset; returns the new height."""
-        if name not in self._feeds:
-            raise ClearingError(f"no price feed named {name!r}")
-        if not math.isfinite(price) or price <= 0:
-            raise ClearingError(f"price of {name} must be a positive finite number, got {price!r}")
-        with self._lock:
-            feed = self._feeds[name]
-            if updated_at < feed.updated_at:
-                return self._height  # an older round arriving late changes nothing
-            self._feeds[name] = replace(feed, price=price, updated_at=updated_at)
-            self._market = self._market_with_prices()
-            self._height += 1
-            rows = list(self._rows)
-            if self._clock() - self._keyed_at > REPRICE_EXPIRIES_SECONDS:
-                self._dirty = True  # options' time to expiry is re-read at least this often
-            if self._engine is not None and not self._dirty:
-                start = time.perf_counter()
-                if name in self._underlying_index:
-                    touched = self._engine.update_underlying(self._underlying_index[name], price=price)
-                else:
-                    touched = self._engine.update_asset(self._asset_index[name], price=price)
-                self._observe_recompute(time.perf_counter() - start)
-                affected = [rows[int(k)] for k in touched]
-            else:
-                # The arrays are rebuilt on the next read anyway; every account may move.
-                affected = rows
-            for account in affected:
-                self._account_height[account] = self._height
-            self._notify()
-            return self._height
-
-    def stale_feeds(self) -> tuple[str, ...]:
-        """Feeds whose latest answer is older than their heartbeat, now."""
-        now = self._clock()
-        with self._lock:
-            return tuple(sorted(name for name, feed in self._feeds.items() if now - feed.updated_at > feed.heartbeat_seconds))
-
-    def feed_prices(self) -> dict[str, FeedPrice]:
-        """The latest answer of every feed."""
-        with self._lock:
-            return dict(self._feeds)
-
-    # ------------------------------------------------------------------ reading
+        """Every account with a book, in the order first seen."""
+        return list(self.rows)
 
     def margin(self, account: str) -> AccountMargin:
-        """The account's margin at the current height (recomputing first if needed)."""
+        """The account's margin at this snapshot."""
         account = normalise_account(account)
-        with self._lock:
-            if account not in self._rows:
-                raise ClearingError(f"unknown account {account}")
-            self._ensure_computed()
-            assert self._engine is not None
-            state = self._accounts[account]
-            table_marks = self._engine.instrument_marks
-            marks = {
-                position_id: float(table_marks[self._keys[self._instrument_key(record, self._keyed_at)]])
-                for position_id, record in state.positions.items()
-            }
-            return self._report(account, state, self._engine.result, self._rows[account], marks)
+        row = self.rows.get(account)
+        if row is None:
+            raise ClearingError(f"unknown account {account}")
+        book = self.books[account]
+        marks = {pid: float(self.instrument_marks[self.keys[_instrument_key(self.pricing, r, self.chain_time)]]) for pid, r in book.positions}
+        return self._report(account, book, self.result, row, marks, self.market)
 
     def simulate(
         self,
         account: str,
         add_positions: Iterable[tuple[str, PositionRecord]] = (),
-        remove_collateral: Iterable[tuple[int, str, float]] = (),
+        remove_collateral: Iterable[tuple[int, str, int]] = (),
     ) -> AccountMargin:
-        """What-if: the account's margin with extra positions and less collateral; nothing stored."""
+        """What-if: the account's margin with extra positions and less collateral (base units)."""
         account = normalise_account(account)
-        with self._lock:
-            base = self._accounts.get(account, _Account())
-            trial = _Account(collateral=dict(base.collateral), positions=dict(base.positions))
+        base = self.books.get(account, AccountBook())
+        collateral = dict(base.collateral)
+        positions = dict(base.positions)
         for position_id, record in add_positions:
-            self._check_position(record)
-            trial.positions[position_id] = record
-        for chain_id, asset, amount in remove_collateral:
-            held = trial.collateral.get((chain_id, asset), 0.0)
-            if not math.isfinite(amount) or amount <= 0 or amount > held * (1 + 1e-12):
-                raise ClearingError(f"cannot remove {amount!r} {asset} on chain {chain_id}: account holds {held!r}")
-            trial.collateral[(chain_id, asset)] = held - amount
-        with self._lock:
-            market = self._market
-            chains = dict(self._chains)
-            for chain_id, _ in trial.collateral:
-                chains.setdefault(chain_id, len(chains))
-            for record in trial.positions.values():
-                chains.setdefault(record.chain_id, len(chains))
-            market = replace(market, chain_names=tuple(str(c) for c in chains))
-            now = self._clock()
-            instruments, keys = self._instrument_table([trial], {}, now)
-            book = self._book([trial], keys, chains, now)
-            result = compute_margin(self._params, market, instruments, book)
-            table_marks = instrument_value(
-                instruments.kind,
-                market.underlying_price[instruments.underlying],
-                market.underlying_vol[instruments.underlying],
-                instruments.strike,
-                instruments.expiry_years,
-            )
-            marks = {pid: float(table_marks[keys[self._instrument_key(r, now)]]) for pid, r in trial.positions.items()}
-            return self._report(account, trial, result, 0, marks, market=market)
-
-    # ------------------------------------------------------------------ internals
-
-    def _account(self, account: str) -> _Account:
-        if account not in self._accounts:
-            self._accounts[account] = _Account()
-            self._rows[account] = len(self._rows)
-        return self._accounts[account]
-
-    def _check_position(self, record: PositionRecord) -> None:
-        if record.underlying not in self._underlying_index:
-            raise ClearingError(f"unknown underlying {record.underlying!r}")
-        for name in ("qty", "entry", "strike", "expiry_timestamp"):
-            if not math.isfinite(getattr(record, name)):
-                raise ClearingError(f"position {name} must be finite")
-        if record.kind != InstrumentKind.PERP and record.strike <= 0:
-            raise ClearingError("an option needs a positive strike")
-
-    def _changed(self, account: str) -> int:
-        self._dirty = True
-        self._height += 1
-        self._account_height[account] = self._height
-        self._notify()
-        return self._height
-
-    def _notify(self) -> None:
-        for listener in self._listeners:
-            listener(self._height)
-
-    def add_listener(self, listener: Callable[[int], None]) -> None:
-        """Call `listener(height)` after every change (from the thread that made it)."""
-        with self._lock:
-            self._listeners.append(listener)
-
-    def accounts_changed_since(self, height: int) -> list[str]:
-        """Accounts whose margin may differ from what it was at `height`."""
-        with self._lock:
-            return [account for account, changed in self._account_height.items() if changed > height]
-
-    def _market_with_prices(self) -> Market:
-        return replace(
-            self._market,
-            underlying_price=np.array([self._feeds[n].price for n in self._market.underlying_names]),
-            asset_price=np.array([self._feeds[n].price for n in self._market.asset_names]),
+            check_position(self.pricing, record)
+            positions[position_id] = record
+        for chain_id, asset, units in remove_collateral:
+            held = collateral.get((chain_id, asset), 0)
+            if units <= 0 or units > held:
+                raise ClearingError(f"cannot remove {units} base units of {asset} on chain {chain_id}: account holds {held}")
+            collateral[(chain_id, asset)] = held - units
+        trial = AccountBook(tuple(sorted((k, v) for k, v in collateral.items() if v)), tuple(sorted(positions.items())))
+        chains: dict[int, int] = {}
+        for (chain_id, _), _ in trial.collateral:
+            chains.setdefault(chain_id, len(chains))
+        for _, record in trial.positions:
+            chains.setdefault(record.chain_id, len(chains))
+        market = replace(self.market, chain_names=tuple(str(c) for c in chains))
+        instruments, keys, book = _build_book(self.pricing, [trial], chains, self.chain_time)
+        result = compute_margin(self.pricing.params, market, instruments, book)
+        table_marks = instrument_value(
+            instruments.kind,
+            market.underlying_price[instruments.underlying],
+            market.underlying_vol[instruments.underlying],
+            instruments.strike,
+            instruments.expiry_years,
         )
+        marks = {pid: float(table_marks[keys[_instrument_key(self.pricing, r, self.chain_time)]]) for pid, r in trial.positions}
+        return self._report(account, trial, result, 0, marks, market)
 
-    def _instrument_table(
-        self, accounts: Iterable[_Account], keys: dict[InstrumentKey, int], now: float
-    ) -> tuple[Instruments, dict[InstrumentKey, int]]:
-        for account in accounts:
-            for record in account.positions.values():
-                keys.setdefault(self._instrument_key(record, now), len(keys))
-        return Instruments.from_keys(keys), keys
-
-    def _instrument_key(self, record: PositionRecord, now: float) -> InstrumentKey:
-        if record.kind == InstrumentKind.PERP:
-            return (self._underlying_index[record.underlying], int(record.kind), 0.0, 0.0)
-        years = (record.expiry_timestamp - now) / SECONDS_PER_YEAR
-        return (self._underlying_index[record.underlying], int(record.kind), record.strike, years)
-
-    def _book(
-        self, accounts: list[_Account], keys: dict[InstrumentKey, int], chains: dict[int, int], now: float
-    ) -> Book:
-        # `now` must be the instant the instrument table was keyed at: expiries are keyed
-        # by time to expiry.
-        position_offsets, collateral_offsets = [0], [0]
-        instrument, position_chain, qty, entry = [], [], [], []
-        asset, collateral_chain, amount = [], [], []
-        for account in accounts:
-            for record in account.positions.values():
-                instrument.append(keys[self._instrument_key(record, now)])
-                position_chain.append(chains[record.chain_id])
-                qty.append(record.qty)
-                entry.append(record.entry)
-            position_offsets.append(len(qty))
-            for (chain_id, asset_name), held in account.collateral.items():
-                asset.append(self._asset_index[asset_name])
-                collateral_chain.append(chains[chain_id])
-                amount.append(held)
-            collateral_offsets.append(len(amount))
-        return Book(
-            position_offsets=np.array(position_offsets, dtype=np.int64),
-            position_instrument=np.array(instrument, dtype=np.int32),
-            position_chain=np.array(position_chain, dtype=np.int32),
-            position_qty=np.array(qty, dtype=np.float64),
-            position_entry=np.array(entry, dtype=np.float64),
-            collateral_offsets=np.array(collateral_offsets, dtype=np.int64),
-            collateral_asset=np.array(asset, dtype=np.int32),
-            collateral_chain=np.array(collateral_chain, dtype=np.int32),
-            collateral_amount=np.array(amount, dtype=np.float64),
-        )
-
-    def _ensure_computed(self) -> None:
-        if not self._dirty and self._engine is not None:
-            return
-        start = time.perf_counter()
-        accounts = [self._accounts[a] for a in self._rows]
-        for account in accounts:
-            for chain_id, _ in account.collateral:
-                self._chains.setdefault(chain_id, len(self._chains))
-            for record in account.positions.values():
-                self._chains.setdefault(record.chain_id, len(self._chains))
-        # Option expiries are priced as time-to-expiry, so the instrument table is rebuilt
-        # against the current clock whenever the book is.
-        now = self._clock()
-        instruments, keys = self._instrument_table(accounts, {}, now)
-        book = self._book(accounts, keys, self._chains, now)
-        market = replace(self._market_with_prices(), chain_names=tuple(str(c) for c in self._chains))
-        self._market = market
-        self._engine = MarginEngine(self._params, market, instruments, book)
-        self._keys = keys
-        self._keyed_at = now
-        self._dirty = False
-        self._observe_recompute(time.perf_counter() - start)
-
-    def _observe_recompute(self, seconds: float) -> None:
-        self._last_recompute_seconds = seconds
-        for observer in self.recompute_observers:
-            observer(seconds)
-
-    def _report(
-        self, account: str, state: _Account, result: MarginResult, row: int, marks: Mapping[str, float], market: Market | None = None
-    ) -> AccountMargin:
-        market = market or self._market
-        entries = sorted(state.collateral.items())
+    def _report(self, account: str, book: AccountBook, result: MarginResult, row: int, marks: Mapping[str, float], market: Market) -> AccountMargin:
+        entries = list(book.collateral)
+        decimals = self.pricing.decimals
         totals: dict[str, float] = {}
-        for (_, asset_name), held in entries:
-            totals[asset_name] = totals.get(asset_name, 0.0) + held
-        assets = np.array([self._asset_index[asset_name] for (_, asset_name), _ in entries], dtype=np.int64)
-        rates = haircut(self._params, market, assets, np.array([totals[asset_name] for (_, asset_name), _ in entries]))
+        for (_, asset_name), units in entries:
+            totals[asset_name] = totals.get(asset_name, 0.0) + units / 10 ** decimals[asset_name]
+        assets = np.array([self.pricing.asset_index[asset_name] for (_, asset_name), _ in entries], dtype=np.int64)
+        rates = haircut(self.pricing.params, market, assets, np.array([totals[asset_name] for (_, asset_name), _ in entries]))
         collateral_lines = []
-        for ((chain_id, asset_name), held), asset, rate in zip(entries, assets, rates):
+        for ((chain_id, asset_name), units), asset, rate in zip(entries, assets, rates):
             price = float(market.asset_price[asset])
-            collateral_lines.append(CollateralLine(chain_id, asset_name, held, price, float(rate), held * price * (1 - float(rate))))
-        position_lines = []
-        for position_id, record in sorted(state.positions.items()):
-            mark = marks[position_id]
-            position_lines.append(PositionLine(position_id, record, mark, record.qty * (mark - record.entry)))
+            amount = units / 10 ** decimals[asset_name]
+            collateral_lines.append(CollateralLine(chain_id, asset_name, units, decimals[asset_name], price, float(rate), amount * price * (1 - float(rate))))
+        position_lines = tuple(PositionLine(pid, record, marks[pid], record.qty * (marks[pid] - record.entry)) for pid, record in book.positions)
         health = float(result.health[row])
         return AccountMargin(
             account=account,
             collateral=tuple(collateral_lines),
-            positions=tuple(position_lines),
+            positions=position_lines,
             collateral_value=float(result.collateral_value[row]),
             upnl=float(result.upnl[row]),
             equity=float(result.equity[row]),
@@ -491,16 +315,219 @@ class ClearingState:
             required=_mode_figures(result.required, row),
             health=None if math.isnan(health) else health,
             liquidatable=bool(result.liquidatable[row]),
-            height=self._height,
-            stale_feeds=self.stale_feeds(),
+            height=self.height,
+            stale_feeds=self.stale_feeds,
         )
 
 
+def check_position(pricing: _Pricing, record: PositionRecord) -> None:
+    """Refuse a position the methodology cannot margin (unknown underlying, non-finite numbers)."""
+    if record.underlying not in pricing.underlying_index:
+        raise ClearingError(f"unknown underlying {record.underlying!r}")
+    for name in ("qty", "entry", "strike", "expiry_timestamp"):
+        if not math.isfinite(getattr(record, name)):
+            raise ClearingError(f"position {name} must be finite")
+    if record.kind != InstrumentKind.PERP and record.strike <= 0:
+        raise ClearingError("an option needs a positive strike")
 
-def _mode_figures(matrix: np.ndarray, row: int) -> ModeFigures:
-    return (
-        float(matrix[row, Mode.ISOLATED]),
-        float(matrix[row, Mode.CROSS_SILOED]),
-        float(matrix[row, Mode.CROSS]),
-        float(matrix[row, Mode.PORTFOLIO]),
+
+def _copy_result(result: MarginResult) -> MarginResult:
+    return MarginResult(
+        collateral_value=result.collateral_value.copy(),
+        upnl=result.upnl.copy(),
+        equity=result.equity.copy(),
+        im=result.im.copy(),
+        mm=result.mm.copy(),
+        required=result.required.copy(),
+        health=result.health.copy(),
+        liquidatable=result.liquidatable.copy(),
     )
+
+
+class ClearingState:
+    """The book margin is computed from; changed by the processor only, read through snapshots."""
+
+    def __init__(self, params: MarginParams, market: Market, heartbeats: Mapping[str, float], decimals: Mapping[str, int]) -> None:
+        """`market` carries vols, scan ranges, haircut inputs and starting prices; `heartbeats`
+        maps every underlying and asset name to its feed's heartbeat in seconds; `decimals`
+        maps every collateral asset to its token's decimals.
+
+        Starting prices come from a file, not a feed: they count as stale (releases and
+        seizes held back) until a certified feed answer replaces them."""
+        self._pricing = _Pricing(
+            params,
+            {name: i for i, name in enumerate(market.underlying_names)},
+            {name: i for i, name in enumerate(market.asset_names)},
+            {name: int(decimals.get(name, 18)) for name in market.asset_names},
+        )
+        self._market = market
+        self._feeds: dict[str, FeedPrice] = {}
+        for name, price in [*zip(market.underlying_names, market.underlying_price), *zip(market.asset_names, market.asset_price)]:
+            self._feeds[name] = FeedPrice(float(price), -math.inf, float(heartbeats.get(name, math.inf)))
+        self._books: dict[str, AccountBook] = {}
+        self._rows: dict[str, int] = {}
+        self._shared = False
+        self._chains: dict[int, int] = {}
+        self._height = 0
+        self._engine: MarginEngine | None = None
+        self._keys: dict[InstrumentKey, int] = {}
+        self._keyed_at = 0.0
+        self._structure_changed = True
+        self._moved: set[str] = set()
+        self._chain_time = 0.0
+        self.recompute_observers: list[Callable[[float], None]] = []
+        """Called with the wall time of every kernel recompute (metrics)."""
+
+    @property
+    def height(self) -> int:
+        """Changes applied so far."""
+        return self._height
+
+    @property
+    def pricing(self) -> _Pricing:
+        return self._pricing
+
+    def price(self, name: str) -> FeedPrice:
+        """The latest certified price of a feed."""
+        return self._feeds[name]
+
+    def vol(self, underlying: str) -> float:
+        """The risk file's implied vol of an underlying."""
+        return float(self._market.underlying_vol[self._pricing.underlying_index[underlying]])
+
+    def decimals(self, asset: str) -> int:
+        if asset not in self._pricing.decimals:
+            raise ClearingError(f"unknown asset {asset!r}")
+        return self._pricing.decimals[asset]
+
+    # --- changes (processor only) ----------------------------------------------------------
+
+    def _writable(self) -> None:
+        if self._shared:  # the last snapshot holds these dicts: copy before the first change
+            self._books = dict(self._books)
+            self._rows = dict(self._rows)
+            self._shared = False
+
+    def _book(self, account: str) -> AccountBook:
+        self._writable()
+        if account not in self._rows:
+            self._rows[account] = len(self._rows)
+            self._books[account] = AccountBook()
+            self._structure_changed = True
+        return self._books[account]
+
+    def set_collateral(self, account: str, chain_id: int, asset: str, units: int) -> None:
+        """The ledger's free balance of one holding (0 removes it)."""
+        if asset not in self._pricing.asset_index:
+            raise ClearingError(f"unknown asset {asset!r}")
+        if units < 0:
+            raise ClearingError(f"collateral of {account} cannot be negative: {units}")
+        account = normalise_account(account)
+        book = self._book(account)
+        holdings = dict(book.collateral)
+        if holdings.get((chain_id, asset), 0) == units:
+            return
+        if units:
+            holdings[(chain_id, asset)] = units
+        else:
+            holdings.pop((chain_id, asset), None)
+        self._books[account] = replace(book, collateral=tuple(sorted(holdings.items())))
+        self._changed()
+
+    def set_position(self, account: str, position_id: str, record: PositionRecord | None) -> None:
+        """Open or change a position (None closes it)."""
+        if record is not None:
+            check_position(self._pricing, record)
+        account = normalise_account(account)
+        book = self._book(account)
+        positions = dict(book.positions)
+        if record is None or record.qty == 0:
+            positions.pop(position_id, None)
+        else:
+            positions[position_id] = record
+        self._books[account] = replace(book, positions=tuple(sorted(positions.items())))
+        self._changed()
+
+    def set_price(self, name: str, price: float, updated_at: float) -> bool:
+        """A certified feed answer; False (nothing changed) when not newer than the one held."""
+        if name not in self._feeds:
+            raise ClearingError(f"no price feed named {name!r}")
+        if not math.isfinite(price) or price <= 0:
+            raise ClearingError(f"price of {name} must be a positive finite number, got {price!r}")
+        feed = self._feeds[name]
+        if updated_at <= feed.updated_at:
+            return False
+        self._feeds[name] = replace(feed, price=price, updated_at=updated_at)
+        self._moved.add(name)
+        self._height += 1
+        return True
+
+    def set_chain_time(self, timestamp: float) -> None:
+        """The newest applied block timestamp of any chain (options' time to expiry, staleness)."""
+        self._chain_time = max(self._chain_time, timestamp)
+
+    def stale_feeds(self, chain_time: Mapping[str, float] | None = None) -> tuple[str, ...]:
+        """Feeds whose latest answer is older than their heartbeat at chain time."""
+        return tuple(sorted(
+            name for name, feed in self._feeds.items()
+            if (chain_time or {}).get(name, self._chain_time) - feed.updated_at > feed.heartbeat_seconds
+        ))
+
+    def _changed(self) -> None:
+        self._structure_changed = True
+        self._height += 1
+
+    # --- publication -----------------------------------------------------------------------
+
+    def _market_with_prices(self) -> Market:
+        return replace(
+            self._market,
+            underlying_price=np.array([self._feeds[n].price for n in self._market.underlying_names]),
+            asset_price=np.array([self._feeds[n].price for n in self._market.asset_names]),
+        )
+
+    def publish(self, stale_feeds: tuple[str, ...] = ()) -> MarginSnapshot:
+        """Recompute what changed and return the new snapshot (run it off the event loop)."""
+        start = time.perf_counter()
+        if self._structure_changed or self._engine is None or self._chain_time - self._keyed_at > REKEY_EXPIRIES_SECONDS:
+            for book in self._books.values():
+                for (chain_id, _), _ in book.collateral:
+                    self._chains.setdefault(chain_id, len(self._chains))
+                for _, record in book.positions:
+                    self._chains.setdefault(record.chain_id, len(self._chains))
+            market = replace(self._market_with_prices(), chain_names=tuple(str(c) for c in self._chains))
+            instruments, keys, book_arrays = _build_book(self._pricing, list(self._books.values()), self._chains, self._chain_time)
+            self._market = market
+            self._engine = MarginEngine(self._pricing.params, market, instruments, book_arrays)
+            self._keys = keys
+            self._keyed_at = self._chain_time
+            self._structure_changed = False
+        elif self._moved:
+            engine = self._engine
+            engine.result = _copy_result(engine.result)  # the published snapshot keeps the old arrays
+            for name in sorted(self._moved):
+                price = self._feeds[name].price
+                if name in self._pricing.underlying_index:
+                    engine.update_underlying(self._pricing.underlying_index[name], price=price)
+                else:
+                    engine.update_asset(self._pricing.asset_index[name], price=price)
+            self._market = replace(engine.market, chain_names=self._market.chain_names)
+        self._moved.clear()
+        seconds = time.perf_counter() - start
+        for observer in self.recompute_observers:
+            observer(seconds)
+        assert self._engine is not None
+        self._shared = True
+        return MarginSnapshot(
+            height=self._height,
+            chain_time=self._keyed_at,
+            books=self._books,
+            rows=self._rows,
+            result=self._engine.result,
+            market=self._engine.market,
+            instrument_marks=self._engine.instrument_marks,
+            keys=dict(self._keys),
+            feeds=dict(self._feeds),
+            stale_feeds=stale_feeds,
+            pricing=self._pricing,
+        )

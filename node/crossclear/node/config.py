@@ -24,7 +24,8 @@ from eth_account import Account
 from eth_utils.address import is_address, to_checksum_address
 
 from crossclear._errors import UsageError
-from crossclear.chains.config import ChainConfigError, EvmChainConfig
+from crossclear.chains.config import ChainConfig, ChainConfigError
+from crossclear.chains.registry import chain_config
 
 ENVIRONMENT_PREFIX = "CROSSCLEAR_"
 
@@ -106,8 +107,8 @@ class NodeConfig:
     """RISK JSON: vols, scan ranges, haircut inputs, parameters, starting prices."""
     verification_key: Path
     """Groth16 verification key of the claim circuit."""
-    chains: Mapping[str, EvmChainConfig]
-    """Chains by name."""
+    chains: Mapping[str, ChainConfig]
+    """Chains by name: the keys the node reads, and each chain's whole table for its adapter kind."""
     collateral: Mapping[str, CollateralAsset]
     """Collateral assets by name."""
     underlyings: Mapping[str, Mapping[str, str]]
@@ -116,6 +117,8 @@ class NodeConfig:
     """Price feeds by underlying or asset name."""
     liquidation_recipient: str | None = None
     """Where seized collateral goes; the same on every node (None: this node signs no seizes)."""
+    price_band: float = 0.05
+    """A trade's price may differ from the certified mark at its block by at most this fraction."""
 
     @property
     def address(self) -> str:
@@ -298,6 +301,9 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
     if not risk_file.is_file():
         raise margin.fail("risk_file", f"{risk_file} does not exist")
     default_heartbeat = margin.number("price_heartbeat_seconds", 3600.0)
+    price_band = margin.number("price_band", 0.05)
+    if not 0 < price_band < 1:
+        raise margin.fail("price_band", f"must be a fraction between 0 and 1, got {price_band}")
     margin.finish()
 
     claims = _Reader(source, "claims", document.get("claims", {}))
@@ -316,8 +322,12 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
     chains_table = document.get("chains", {})
     if not isinstance(chains_table, dict) or not chains_table:
         raise ConfigError(f"{source}: [chains.NAME] must define at least one chain")
+    for chain_name, table in chains_table.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [chains.{chain_name}] must be a table")
     try:
-        chains = {chain_name: EvmChainConfig.from_mapping(chain_name, table) for chain_name, table in chains_table.items()}
+        # Any kind: "evm" is checked in full here, a plugin kind's own keys when its adapter is built.
+        chains = {chain_name: chain_config(chain_name, table) for chain_name, table in chains_table.items()}
     except ChainConfigError as error:
         raise ConfigError(f"{source}: {error}") from None
 
@@ -390,4 +400,5 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
         underlyings=underlyings,
         feeds=feeds,
         liquidation_recipient=recipient,
+        price_band=price_band,
     )

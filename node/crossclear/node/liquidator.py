@@ -3,23 +3,42 @@
 It trusts no node: every signature is recovered and checked against the node set, orders are
 grouped by their exact content, and an order goes to the vault only when at least
 floor(2n/3)+1 distinct members signed that very order. The vault checks the same again.
+
+Each order is handled on its own: one whose deadline has passed by the chain's latest block
+(never the wall clock) or whose id is spent is skipped, and one that reverts, meets an RPC
+error or cannot be sent is logged and counted; the round goes on to the next order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
 from eth_account import Account
 from web3 import HTTPProvider, Web3
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
 
 from crossclear.chains.artifacts import load_artifact
 from crossclear.chains.vault_orders import SeizeOrder, VaultDomain, quorum_signatures, recover_signer, threshold
 from crossclear.v1 import liquidation_pb2, liquidation_pb2_grpc
 
 NODE_TIMEOUT_SECONDS = 3.0
+RECEIPT_TIMEOUT_SECONDS = 30.0
+
+_log = logging.getLogger("crossclear.liquidator")
+
+#: Reasons an order was not submitted although it had a quorum (keys of `Liquidator.skipped`).
+SKIP_EXPIRED = "expired"
+SKIP_USED = "used"
+#: Reasons a submission failed (keys of `Liquidator.errors`).
+ERROR_REVERTED = "reverted"
+ERROR_RPC = "rpc_error"
+ERROR_SEND = "send_failed"
+ERROR_UNEXPECTED = "unexpected"
 
 
 @dataclass(frozen=True)
@@ -40,12 +59,36 @@ def _order_from_proto(message: liquidation_pb2.SignedSeizeOrder) -> tuple[VaultD
         token=Web3.to_checksum_address(message.token),
         amount=int(message.amount),
         recipient=Web3.to_checksum_address(message.recipient),
+        deadline=int(message.deadline),
     )
     return domain, order
 
 
+class _Skipped(Exception):
+    """The order is not worth a transaction (expired or already used); not an error."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class _SubmitFailed(Exception):
+    """A submission failed for `reason` (one of the ERROR_* constants)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
 class Liquidator:
     """Gathers signatures from every node and submits seizes that reached a quorum."""
+
+    submitted: int
+    """Seizes sent and mined successfully since start."""
+    errors: Counter[str]
+    """Failed submissions since start, by reason: reverted, rpc_error, send_failed, unexpected."""
+    skipped: Counter[str]
+    """Quorum-backed orders not sent since start, by reason: expired, used."""
 
     def __init__(self, node_targets: Sequence[str], node_set: Sequence[str], chain_rpc: Mapping[int, str], private_key: bytes) -> None:
         """`node_targets` are the nodes' gRPC host:port; `chain_rpc` maps chain id to RPC URL."""
@@ -54,6 +97,9 @@ class Liquidator:
         self._threshold = threshold(len(node_set))
         self._chains = dict(chain_rpc)
         self._account = Account.from_key(private_key)
+        self.submitted = 0
+        self.errors = Counter()
+        self.skipped = Counter()
 
     async def _orders_from(self, target: str) -> list[liquidation_pb2.SignedSeizeOrder]:
         try:
@@ -80,29 +126,67 @@ class Liquidator:
         return collected
 
     async def run_once(self) -> list[SeizeSubmission]:
-        """One round: collect, then submit every order with a quorum not yet used on-chain."""
+        """One round: collect, then submit every order with a quorum that is neither expired
+        (by the chain's latest block) nor used on-chain. A failing order is logged and counted
+        in `errors`; it never stops the round."""
         submitted = []
         for (domain, order), by_signer in (await self.collect()).items():
             if len(by_signer) < self._threshold or domain.chain_id not in self._chains:
                 continue
             signatures = quorum_signatures(domain, order, by_signer.values())
-            transaction = await asyncio.to_thread(self._submit, domain, order, signatures)
-            if transaction is not None:
-                submitted.append(SeizeSubmission(domain, order, tuple(sorted(by_signer)), transaction))
+            try:
+                transaction = await asyncio.to_thread(self._submit, domain, order, signatures)
+            except _Skipped as skipped:
+                self.skipped[skipped.reason] += 1
+                _log.debug("seize %s on chain %d skipped: %s", order.seize_id.hex(), domain.chain_id, skipped)
+                continue
+            except _SubmitFailed as failed:
+                self._failed(domain, order, failed.reason, str(failed))
+                continue
+            except Exception as error:  # a bug or an unforeseen client error: keep the liquidator alive
+                self._failed(domain, order, ERROR_UNEXPECTED, f"{type(error).__name__}: {error}")
+                _log.debug("seize %s traceback", order.seize_id.hex(), exc_info=True)
+                continue
+            self.submitted += 1
+            submitted.append(SeizeSubmission(domain, order, tuple(sorted(by_signer)), transaction))
         return submitted
 
-    def _submit(self, domain: VaultDomain, order: SeizeOrder, signatures: list[bytes]) -> str | None:
+    def _failed(self, domain: VaultDomain, order: SeizeOrder, reason: str, detail: str) -> None:
+        self.errors[reason] += 1
+        detail = " ".join(detail.split())  # one log line, whatever the client's message holds
+        _log.warning("seize %s on chain %d failed (%s): %s", order.seize_id.hex(), domain.chain_id, reason, detail)
+
+    def _submit(self, domain: VaultDomain, order: SeizeOrder, signatures: list[bytes]) -> str:
+        """Send one seize and wait for its receipt; raises _Skipped or _SubmitFailed."""
         web3 = Web3(HTTPProvider(self._chains[domain.chain_id], request_kwargs={"timeout": 10}))
         vault = web3.eth.contract(address=Web3.to_checksum_address(domain.vault), abi=list(load_artifact("CollateralVault").abi))
-        if vault.functions.seizeUsed(order.seize_id).call():
-            return None
-        call = vault.functions.seize(order.seize_id, order.account, order.token, order.amount, order.recipient, signatures)
-        transaction = call.build_transaction(
-            {"from": self._account.address, "nonce": web3.eth.get_transaction_count(self._account.address), "chainId": domain.chain_id}
-        )
+        try:
+            chain_time = int(web3.eth.get_block("latest")["timestamp"])
+            if chain_time > order.deadline:
+                raise _Skipped(SKIP_EXPIRED, f"deadline {order.deadline} passed at block time {chain_time}")
+            if vault.functions.seizeUsed(order.seize_id).call():
+                raise _Skipped(SKIP_USED, "seize id already used")
+            call = vault.functions.seize(
+                order.seize_id, order.account, order.token, order.amount, order.recipient, order.deadline, signatures
+            )
+            # "pending": a transaction of an earlier round that is still unmined keeps its nonce.
+            nonce = web3.eth.get_transaction_count(self._account.address, "pending")
+            transaction = call.build_transaction({"from": self._account.address, "nonce": nonce, "chainId": domain.chain_id})
+        except ContractLogicError as error:  # gas estimation ran the seize and it reverted
+            raise _SubmitFailed(ERROR_REVERTED, error.message or str(error)) from error
+        except (Web3Exception, OSError) as error:
+            raise _SubmitFailed(ERROR_RPC, f"{type(error).__name__}: {error}") from error
         signed = self._account.sign_transaction(transaction)
-        transaction_hash = web3.eth.send_raw_transaction(signed.raw_transaction)
-        receipt = web3.eth.wait_for_transaction_receipt(transaction_hash, timeout=30)
+        try:
+            transaction_hash = web3.eth.send_raw_transaction(signed.raw_transaction)
+        except (Web3Exception, OSError) as error:
+            raise _SubmitFailed(ERROR_SEND, f"{type(error).__name__}: {error}") from error
+        try:
+            receipt = web3.eth.wait_for_transaction_receipt(transaction_hash, timeout=RECEIPT_TIMEOUT_SECONDS)
+        except TimeExhausted as error:
+            raise _SubmitFailed(ERROR_RPC, f"no receipt for {transaction_hash.to_0x_hex()} in {RECEIPT_TIMEOUT_SECONDS:.0f} s") from error
+        except (Web3Exception, OSError) as error:
+            raise _SubmitFailed(ERROR_RPC, f"{type(error).__name__}: {error}") from error
         if receipt["status"] != 1:
-            raise RuntimeError(f"seize {order.seize_id.hex()} reverted in transaction {transaction_hash.hex()}")
+            raise _SubmitFailed(ERROR_REVERTED, f"reverted in transaction {transaction_hash.to_0x_hex()}")
         return str(transaction_hash.to_0x_hex())

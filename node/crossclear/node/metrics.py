@@ -29,6 +29,8 @@ class LiveReadings:
     chain_heads: Callable[[], Mapping[str, tuple[int, int]]]
     """Chain name to (head, finalized head)."""
     stale_feeds: Callable[[], int]
+    signing_halted: Callable[[], int]
+    """1 when the conservation check failed and this node signs no orders."""
 
 
 class _LiveCollector:
@@ -42,6 +44,7 @@ class _LiveCollector:
         yield GaugeMetricFamily("crossclear_equivocations", "equivocation evidence records held", value=readings.equivocations())
         yield GaugeMetricFamily("crossclear_state_height", "changes applied to the clearing state", value=readings.state_height())
         yield GaugeMetricFamily("crossclear_stale_feeds", "price feeds older than their heartbeat", value=readings.stale_feeds())
+        yield GaugeMetricFamily("crossclear_signing_halted", "1 when a failed conservation check stopped all signing", value=readings.signing_halted())
         heads = GaugeMetricFamily("crossclear_chain_head", "latest block seen per chain", labels=["chain", "kind"])
         for chain, (head, finalized) in readings.chain_heads().items():
             heads.add_metric([chain, "head"], head)
@@ -63,7 +66,9 @@ class NodeMetrics:
             registry=self.registry,
         )
         self.releases = Counter("crossclear_releases", "withdrawal requests, by result", ["result"], registry=self.registry)
-        self.liquidation_orders = Counter("crossclear_liquidation_orders", "seize orders signed", registry=self.registry)
+        self.clearing_events = Counter(
+            "crossclear_clearing_events", "processor events: orders signed, paid and expired, claims credited, events ignored", ["event"], registry=self.registry
+        )
         self.registry.register(_LiveCollector(readings))
         self._server: ThreadingHTTPServer | None = None
 

@@ -1,19 +1,21 @@
 """ClaimService: submit a collateral claim, read a credited one.
 
-Proof checks (a few milliseconds with the native verifier, ~0.3 s with py_ecc) run on a
-worker thread so the event loop keeps answering other calls meanwhile.
+Proof checks (about a millisecond with the native verifier, ~0.3 s with py_ecc) run on a
+worker thread so the event loop keeps answering other calls meanwhile; a claim that passes
+goes to the processor, which credits it once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 
-from crossclear.node.claims import ClaimProcessor, RejectReason
+from crossclear.node.claims import ClaimChecker, ClaimOutcome, RejectReason, VerifiedClaim
+from crossclear.store import ClaimRow
 from crossclear.v1 import claim_pb2, claim_pb2_grpc
 
 #: A snarkjs proof.json is under 1 KiB; anything far larger is not a proof.
@@ -38,8 +40,19 @@ AcceptedHook = Callable[[Any, list[str]], None]
 class ClaimServicer(claim_pb2_grpc.ClaimServiceServicer):
     """Claims from integrators."""
 
-    def __init__(self, processor: ClaimProcessor, height: Callable[[], int], on_accepted: AcceptedHook | None = None) -> None:
-        self._processor = processor
+    def __init__(
+        self,
+        checker: ClaimChecker,
+        credit: Callable[[VerifiedClaim], Awaitable[ClaimOutcome]],
+        lookup: Callable[[int], tuple[ClaimRow, int] | None],
+        height: Callable[[], int],
+        on_accepted: AcceptedHook | None = None,
+    ) -> None:
+        """`credit` hands a checked claim to the processor; `lookup(nullifier)` reads a credited
+        claim and its token's decimals."""
+        self._checker = checker
+        self._credit = credit
+        self._lookup = lookup
         self._height = height
         self._on_accepted = on_accepted
 
@@ -53,7 +66,8 @@ class ClaimServicer(claim_pb2_grpc.ClaimServiceServicer):
         except ValueError as error:
             return claim_pb2.SubmitClaimResponse(status=claim_pb2.CLAIM_STATUS_MALFORMED, detail=f"proof_json is not JSON: {error}")
         signals = list(request.public_signals)
-        outcome = await asyncio.to_thread(self._processor.submit, proof_document, signals)
+        checked = await asyncio.to_thread(self._checker.check, proof_document, signals)
+        outcome = await self._credit(checked) if isinstance(checked, VerifiedClaim) else checked
         response = claim_pb2.SubmitClaimResponse(status=_STATUS[outcome.reason], detail=outcome.detail, state_height=self._height())
         if outcome.claim is not None:
             response.nullifier = str(outcome.claim.nullifier)
@@ -65,15 +79,16 @@ class ClaimServicer(claim_pb2_grpc.ClaimServiceServicer):
     async def GetClaim(self, request: claim_pb2.GetClaimRequest, context: Any) -> claim_pb2.Claim:
         if not (request.nullifier.isascii() and request.nullifier.isdigit()) or len(request.nullifier) > MAX_SIGNAL_DIGITS:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "nullifier must be a decimal number")
-        record = await asyncio.to_thread(self._processor.get, int(request.nullifier))
-        if record is None:
+        found = self._lookup(int(request.nullifier))
+        if found is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no credited claim has nullifier {request.nullifier}")
-        assert record is not None
+        assert found is not None
+        record, decimals = found
         return claim_pb2.Claim(
             nullifier=str(record.nullifier),
             account=record.account,
             chain_id=record.chain_id,
             asset=record.asset,
-            amount=record.amount,
-            accepted_at=record.accepted_at,
+            amount_units=str(record.amount),
+            decimals=decimals,
         )

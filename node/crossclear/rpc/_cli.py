@@ -73,7 +73,7 @@ def run_claim_get(args: argparse.Namespace) -> int:
     from crossclear.rpc.client import get_claim
 
     claim = asyncio.run(get_claim(args.node, args.nullifier))
-    print(json.dumps({"nullifier": claim.nullifier, "account": claim.account, "chain_id": claim.chain_id, "asset": claim.asset, "amount": claim.amount, "accepted_at": claim.accepted_at}, indent=2))
+    print(json.dumps({"nullifier": claim.nullifier, "account": claim.account, "chain_id": claim.chain_id, "asset": claim.asset, "amount_units": claim.amount_units, "decimals": claim.decimals}, indent=2))
     return 0
 
 

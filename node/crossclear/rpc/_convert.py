@@ -39,6 +39,16 @@ def bounded(value: float, field: str, *, allow_negative: bool = True) -> float:
     return value
 
 
+def base_units(value: str, field: str) -> int:
+    """A positive decimal integer of token base units (no signs, no exponents, no floats)."""
+    if not value or not (value.isascii() and value.isdigit()) or len(value) > 78:
+        raise InvalidRequest(f"{field} must be a positive decimal integer of base units, got {value[:80]!r}")
+    units = int(value)
+    if units <= 0:
+        raise InvalidRequest(f"{field} must be positive, got {units}")
+    return units
+
+
 def short_name(value: str, field: str) -> str:
     """A non-empty name of at most MAX_NAME_LENGTH characters."""
     if not value or len(value) > MAX_NAME_LENGTH:
@@ -80,7 +90,8 @@ def margin_to_proto(margin: AccountMargin) -> margin_pb2.AccountMargin:
     )
     for line in margin.collateral:
         message.collateral.add(
-            chain_id=line.chain_id, asset=line.asset, amount=line.amount, price=line.price, haircut=line.haircut, value=line.value
+            chain_id=line.chain_id, asset=line.asset, amount=line.amount, price=line.price, haircut=line.haircut, value=line.value,
+            amount_units=str(line.units), decimals=line.decimals,
         )
     for position in margin.positions:
         record = position.record
@@ -105,4 +116,4 @@ def margin_to_proto(margin: AccountMargin) -> margin_pb2.AccountMargin:
     return message
 
 
-__all__ = ["ClearingError", "InvalidRequest", "bounded", "margin_to_proto", "position_from_proto", "short_name"]
+__all__ = ["ClearingError", "InvalidRequest", "base_units", "bounded", "margin_to_proto", "position_from_proto", "short_name"]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from eth_account import Account
 
-from crossclear.node.liquidations import LiquidationDesk, SignedSeize
+from crossclear.node.liquidations import SignedSeize
 from crossclear.v1 import liquidation_pb2, liquidation_pb2_grpc
 
 
@@ -21,6 +21,7 @@ def seize_to_proto(signed: SignedSeize, signer: str) -> liquidation_pb2.SignedSe
         token=order.token,
         amount=str(order.amount),
         recipient=order.recipient,
+        deadline=order.deadline,
         signer=signer,
         signature=signed.signature,
         equity=signed.equity,
@@ -32,11 +33,12 @@ def seize_to_proto(signed: SignedSeize, signer: str) -> liquidation_pb2.SignedSe
 class LiquidationServicer(liquidation_pb2_grpc.LiquidationServiceServicer):
     """Lists this node's signed seize orders for liquidators."""
 
-    def __init__(self, desk: LiquidationDesk, node_private_key: bytes) -> None:
-        self._desk = desk
+    def __init__(self, sign_seizes: Callable[[], Awaitable[list[SignedSeize]]], node_private_key: bytes) -> None:
+        """`sign_seizes` asks this node's processor for its signed orders."""
+        self._sign_seizes = sign_seizes
         self._signer = str(Account.from_key(node_private_key).address)
 
     async def ListSeizeOrders(self, request: liquidation_pb2.ListSeizeOrdersRequest, context: Any) -> liquidation_pb2.ListSeizeOrdersResponse:
         del request, context
-        signed = await asyncio.to_thread(self._desk.sign_orders)
+        signed = await self._sign_seizes()
         return liquidation_pb2.ListSeizeOrdersResponse(orders=[seize_to_proto(s, self._signer) for s in signed])

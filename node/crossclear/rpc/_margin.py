@@ -1,37 +1,37 @@
 """MarginService: GetMargin, StreamMargin and SimulateMargin over the clearing state.
 
-Reads that may rebuild the margin arrays run on a worker thread (the kernel releases the
-GIL), so the event loop keeps serving other calls while a recompute is under way.
+Every read uses the latest `MarginSnapshot` the processor published: immutable, so no lock
+and no recompute on the read path. Simulations run the kernel for one account on a worker
+thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+import numpy as np
 
 from crossclear._tasks import wait_for
-from crossclear.node.clearing import ClearingError, ClearingState, normalise_account
-from crossclear.rpc._convert import MAX_SIMULATED_CHANGES, InvalidRequest, bounded, margin_to_proto, position_from_proto, short_name
+from crossclear.node.clearing import ClearingError, MarginSnapshot, normalise_account
+from crossclear.rpc._convert import MAX_SIMULATED_CHANGES, InvalidRequest, base_units, margin_to_proto, position_from_proto, short_name
 from crossclear.v1 import margin_pb2, margin_pb2_grpc
 
 
 class HeightWatch:
-    """Wakes streaming calls when the clearing state changes, from whichever thread changed it."""
+    """Wakes streaming calls when a new snapshot is published (called on the event loop)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
         self._changed = asyncio.Event()
 
-    def notify(self, height: int) -> None:
-        """Thread-safe: called by the clearing state after every change."""
-        del height
-        self._loop.call_soon_threadsafe(self._changed.set)
+    def notify(self, snapshot: MarginSnapshot) -> None:
+        del snapshot
+        self._changed.set()
 
     async def wait(self, timeout: float) -> None:
-        """Return after the next change, or after `timeout` seconds."""
+        """Return after the next publication, or after `timeout` seconds."""
         try:
             await wait_for(self._changed.wait(), timeout)
         except TimeoutError:
@@ -46,14 +46,43 @@ def _account(raw: str) -> str:
         raise InvalidRequest(f"account: {error}") from None
 
 
-class MarginServicer(margin_pb2_grpc.MarginServiceServicer):
-    """The integrators' margin API."""
+def changed_accounts(before: MarginSnapshot | None, after: MarginSnapshot) -> list[str]:
+    """Accounts whose margin figures or book differ between two snapshots (all when no before)."""
+    accounts = after.accounts()
+    if before is None:
+        return accounts
+    shared = len(before.rows)
+    moved = np.zeros(len(accounts), dtype=bool)
+    moved[shared:] = True
+    for name in ("equity", "collateral_value", "upnl"):
+        old, new = getattr(before.result, name), getattr(after.result, name)
+        moved[:shared] |= ~((old == new) | (np.isnan(old) & np.isnan(new)))[:shared]
+    for name in ("im", "mm", "required"):
+        moved[:shared] |= (getattr(before.result, name) != getattr(after.result, name))[:shared].any(axis=1)
+    if before.books is not after.books:
+        for row in np.flatnonzero(~moved[:shared]):
+            account = accounts[int(row)]
+            if before.books.get(account) is not after.books[account]:
+                moved[row] = True
+    return [accounts[int(row)] for row in np.flatnonzero(moved)]
 
-    def __init__(self, state: ClearingState, watch: HeightWatch, stream_heartbeat_seconds: float = 5.0) -> None:
-        self._state = state
+
+Snapshots = Callable[[], MarginSnapshot | None]
+
+
+class MarginServicer(margin_pb2_grpc.MarginServiceServicer):
+    """The integrators' margin API, answered from the latest published snapshot without locks."""
+
+    def __init__(self, snapshots: Snapshots, watch: HeightWatch, stream_heartbeat_seconds: float = 5.0) -> None:
+        self._snapshots = snapshots
         self._watch = watch
         self._stream_heartbeat_seconds = stream_heartbeat_seconds
-        state.add_listener(watch.notify)
+
+    def _snapshot(self) -> MarginSnapshot:
+        snapshot = self._snapshots()
+        if snapshot is None:
+            raise ClearingError("the node is still loading its clearing state; try again in a moment")
+        return snapshot
 
     async def GetMargin(self, request: margin_pb2.GetMarginRequest, context: Any) -> margin_pb2.AccountMargin:
         try:
@@ -61,12 +90,7 @@ class MarginServicer(margin_pb2_grpc.MarginServiceServicer):
         except InvalidRequest as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         try:
-            # A read of clean state takes microseconds: answer inline. A read that must first
-            # rebuild the arrays goes to a worker thread (the kernel releases the GIL).
-            if self._state.needs_recompute:
-                margin = await asyncio.to_thread(self._state.margin, account)
-            else:
-                margin = self._state.margin(account)
+            margin = self._snapshot().margin(account)
         except ClearingError as error:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(error))
         return margin_to_proto(margin)
@@ -78,10 +102,11 @@ class MarginServicer(margin_pb2_grpc.MarginServiceServicer):
                 raise InvalidRequest(f"at most {MAX_SIMULATED_CHANGES} positions and collateral removals per simulation")
             positions = [position_from_proto(p, f"add_positions[{i}]") for i, p in enumerate(request.add_positions)]
             removals = [
-                (r.chain_id, short_name(r.asset, f"remove_collateral[{i}].asset"), bounded(r.amount, f"remove_collateral[{i}].amount"))
+                (r.chain_id, short_name(r.asset, f"remove_collateral[{i}].asset"), base_units(r.amount_units, f"remove_collateral[{i}].amount_units"))
                 for i, r in enumerate(request.remove_collateral)
             ]
-            margin = await asyncio.to_thread(self._state.simulate, account, positions, removals)
+            snapshot = self._snapshot()
+            margin = await asyncio.to_thread(snapshot.simulate, account, positions, removals)
         except (InvalidRequest, ClearingError) as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         return margin_to_proto(margin)
@@ -93,18 +118,15 @@ class MarginServicer(margin_pb2_grpc.MarginServiceServicer):
                 only = _account(request.account)
             except InvalidRequest as error:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        sent_height = -1
+        sent: MarginSnapshot | None = None
         while not context.done():
-            height = self._state.height
-            accounts = [only] if only is not None else self._state.accounts()
-            if sent_height >= 0:
-                changed = set(self._state.accounts_changed_since(sent_height))
-                accounts = [a for a in accounts if a in changed]
-            for account in accounts:
-                try:
-                    margin = await asyncio.to_thread(self._state.margin, account)
-                except ClearingError:
-                    continue  # not credited yet: nothing to stream until it exists
-                yield margin_to_proto(margin)
-            sent_height = height
+            snapshot = self._snapshots()
+            if snapshot is not None and (sent is None or snapshot.height != sent.height):
+                if only is not None:
+                    accounts = [only] if only in snapshot.rows else []
+                else:
+                    accounts = await asyncio.to_thread(changed_accounts, sent, snapshot)
+                for account in accounts:
+                    yield margin_to_proto(snapshot.margin(account))
+                sent = snapshot
             await self._watch.wait(self._stream_heartbeat_seconds)

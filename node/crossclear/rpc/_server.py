@@ -6,7 +6,6 @@ node's local Unix socket.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,10 +13,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from crossclear.node.clearing import ClearingState
 from crossclear.rpc._claims import ClaimServicer
 from crossclear.rpc._liquidations import LiquidationServicer
-from crossclear.rpc._margin import HeightWatch, MarginServicer
+from crossclear.rpc._margin import HeightWatch, MarginServicer, Snapshots
 from crossclear.rpc._node_status import NodeServicer, StatusProvider
 from crossclear.rpc._withdrawals import WithdrawalServicer
 from crossclear.v1 import claim_pb2, claim_pb2_grpc, margin_pb2, margin_pb2_grpc, node_pb2, node_pb2_grpc
@@ -43,14 +41,16 @@ class ApiServer:
 
     def __init__(
         self,
-        state: ClearingState,
+        snapshots: Snapshots,
         status: StatusProvider,
         limits: ServerLimits = ServerLimits(),
         claims: ClaimServicer | None = None,
         withdrawals: WithdrawalServicer | None = None,
         liquidations: LiquidationServicer | None = None,
     ) -> None:
-        self._state = state
+        self._snapshots = snapshots
+        self.watch = HeightWatch()
+        """Notify it with every published snapshot (streams wake on it)."""
         self._status = status
         self._limits = limits
         self._claims = claims
@@ -69,9 +69,8 @@ class ApiServer:
             ],
             maximum_concurrent_rpcs=self._limits.max_concurrent_rpcs,
         )
-        watch = HeightWatch(asyncio.get_running_loop())
         margin_pb2_grpc.add_MarginServiceServicer_to_server(
-            MarginServicer(self._state, watch, self._limits.stream_heartbeat_seconds), server
+            MarginServicer(self._snapshots, self.watch, self._limits.stream_heartbeat_seconds), server
         )
         node_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(self._status), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -9,14 +9,14 @@ soon as a quorum signed, with signatures in the order the vault requires.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
 from eth_utils.address import to_checksum_address
 
 from crossclear.chains.vault_orders import ReleaseOrder, VaultDomain, quorum_signatures, recover_signer, threshold
-from crossclear.node.withdrawals import WithdrawalDesk, WithdrawalRefused, WithdrawalRequest
+from crossclear.node.withdrawals import WithdrawalRefused, WithdrawalRequest
 from crossclear.v1 import withdrawal_pb2, withdrawal_pb2_grpc
 
 #: How long a peer has to answer SignRelease.
@@ -39,12 +39,17 @@ def request_from_proto(message: withdrawal_pb2.ReleaseRequest) -> WithdrawalRequ
     )
 
 
+#: Checks, reserves and signs a release at this node (the processor answers).
+SignRelease = Callable[[WithdrawalRequest, bytes], Awaitable[tuple[VaultDomain, ReleaseOrder, bytes]]]
+
+
 class WithdrawalServicer(withdrawal_pb2_grpc.WithdrawalServiceServicer):
     """Releases for account owners; signatures for peer nodes."""
 
-    def __init__(self, desk: WithdrawalDesk, node_set: Sequence[str], peer_targets: Sequence[str]) -> None:
-        """`node_set` is every signer address; `peer_targets` the peers' gRPC host:port."""
-        self._desk = desk
+    def __init__(self, sign_release: SignRelease, node_set: Sequence[str], peer_targets: Sequence[str]) -> None:
+        """`sign_release` asks this node's processor to check, reserve and sign; `node_set` is
+        every signer address; `peer_targets` the peers' gRPC host:port."""
+        self._sign_release = sign_release
         self._node_set = {int(address, 16) for address in node_set}
         self._threshold = threshold(len(node_set))
         self._peers = list(peer_targets)
@@ -53,7 +58,7 @@ class WithdrawalServicer(withdrawal_pb2_grpc.WithdrawalServiceServicer):
         """This node's own checks and signature; a refusal ends the call with its reason."""
         try:
             parsed = request_from_proto(request)
-            return await asyncio.to_thread(self._desk.sign_release, parsed, bytes(request.owner_signature))
+            return await self._sign_release(parsed, bytes(request.owner_signature))
         except WithdrawalRefused as error:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
             raise  # abort raises; this line only tells the type checker

@@ -1,6 +1,21 @@
-"""Per-node SQLite state (one file per node, WAL, crash-safe commits)."""
+"""Per-node SQLite state (one file per node, WAL, crash-safe commits): every table lives here."""
 
+from crossclear.store._clearing import MIGRATIONS, ClaimRow, ClearingStore, CursorRow, ObservedRow, OrderRow, PositionRow, migrate
 from crossclear.store._database import open_database
 from crossclear.store._store import AttestationStore, ChainProgressRow, StoredObservation, StoredSignature
 
-__all__ = ["AttestationStore", "ChainProgressRow", "StoredObservation", "StoredSignature", "open_database"]
+__all__ = [
+    "MIGRATIONS",
+    "AttestationStore",
+    "ChainProgressRow",
+    "ClaimRow",
+    "ClearingStore",
+    "CursorRow",
+    "ObservedRow",
+    "OrderRow",
+    "PositionRow",
+    "StoredObservation",
+    "StoredSignature",
+    "migrate",
+    "open_database",
+]

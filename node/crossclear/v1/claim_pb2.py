@@ -24,23 +24,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63rossclear/v1/claim.proto\x12\rcrossclear.v1\"@\n\x12SubmitClaimRequest\x12\x12\n\nproof_json\x18\x01 \x01(\t\x12\x16\n\x0epublic_signals\x18\x02 \x03(\t\"\x8b\x01\n\x13SubmitClaimResponse\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.crossclear.v1.ClaimStatus\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x11\n\tnullifier\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x04 \x01(\t\x12\x14\n\x0cstate_height\x18\x05 \x01(\x04\"$\n\x0fGetClaimRequest\x12\x11\n\tnullifier\x18\x01 \x01(\t\"q\n\x05\x43laim\x12\x11\n\tnullifier\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x03 \x01(\x04\x12\r\n\x05\x61sset\x18\x04 \x01(\t\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x01\x12\x13\n\x0b\x61\x63\x63\x65pted_at\x18\x06 \x01(\x01*\x8a\x02\n\x0b\x43laimStatus\x12\x1c\n\x18\x43LAIM_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43LAIM_STATUS_ACCEPTED\x10\x01\x12\x1a\n\x16\x43LAIM_STATUS_MALFORMED\x10\x02\x12\x1e\n\x1a\x43LAIM_STATUS_INVALID_PROOF\x10\x03\x12!\n\x1d\x43LAIM_STATUS_UNCERTIFIED_ROOT\x10\x04\x12\x1f\n\x1b\x43LAIM_STATUS_NULLIFIER_USED\x10\x05\x12\x1d\n\x19\x43LAIM_STATUS_WRONG_DOMAIN\x10\x06\x12#\n\x1f\x43LAIM_STATUS_UNKNOWN_COLLATERAL\x10\x07\x32\xa6\x01\n\x0c\x43laimService\x12T\n\x0bSubmitClaim\x12!.crossclear.v1.SubmitClaimRequest\x1a\".crossclear.v1.SubmitClaimResponse\x12@\n\x08GetClaim\x12\x1e.crossclear.v1.GetClaimRequest\x1a\x14.crossclear.v1.Claimb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63rossclear/v1/claim.proto\x12\rcrossclear.v1\"@\n\x12SubmitClaimRequest\x12\x12\n\nproof_json\x18\x01 \x01(\t\x12\x16\n\x0epublic_signals\x18\x02 \x03(\t\"\x8b\x01\n\x13SubmitClaimResponse\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.crossclear.v1.ClaimStatus\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x11\n\tnullifier\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x04 \x01(\t\x12\x14\n\x0cstate_height\x18\x05 \x01(\x04\"$\n\x0fGetClaimRequest\x12\x11\n\tnullifier\x18\x01 \x01(\t\"\x80\x01\n\x05\x43laim\x12\x11\n\tnullifier\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x03 \x01(\x04\x12\r\n\x05\x61sset\x18\x04 \x01(\t\x12\x14\n\x0c\x61mount_units\x18\x07 \x01(\t\x12\x10\n\x08\x64\x65\x63imals\x18\x08 \x01(\rJ\x04\x08\x05\x10\x06J\x04\x08\x06\x10\x07*\x8a\x02\n\x0b\x43laimStatus\x12\x1c\n\x18\x43LAIM_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43LAIM_STATUS_ACCEPTED\x10\x01\x12\x1a\n\x16\x43LAIM_STATUS_MALFORMED\x10\x02\x12\x1e\n\x1a\x43LAIM_STATUS_INVALID_PROOF\x10\x03\x12!\n\x1d\x43LAIM_STATUS_UNCERTIFIED_ROOT\x10\x04\x12\x1f\n\x1b\x43LAIM_STATUS_NULLIFIER_USED\x10\x05\x12\x1d\n\x19\x43LAIM_STATUS_WRONG_DOMAIN\x10\x06\x12#\n\x1f\x43LAIM_STATUS_UNKNOWN_COLLATERAL\x10\x07\x32\xa6\x01\n\x0c\x43laimService\x12T\n\x0bSubmitClaim\x12!.crossclear.v1.SubmitClaimRequest\x1a\".crossclear.v1.SubmitClaimResponse\x12@\n\x08GetClaim\x12\x1e.crossclear.v1.GetClaimRequest\x1a\x14.crossclear.v1.Claimb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crossclear.v1.claim_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CLAIMSTATUS']._serialized_start=406
-  _globals['_CLAIMSTATUS']._serialized_end=672
+  _globals['_CLAIMSTATUS']._serialized_start=422
+  _globals['_CLAIMSTATUS']._serialized_end=688
   _globals['_SUBMITCLAIMREQUEST']._serialized_start=44
   _globals['_SUBMITCLAIMREQUEST']._serialized_end=108
   _globals['_SUBMITCLAIMRESPONSE']._serialized_start=111
   _globals['_SUBMITCLAIMRESPONSE']._serialized_end=250
   _globals['_GETCLAIMREQUEST']._serialized_start=252
   _globals['_GETCLAIMREQUEST']._serialized_end=288
-  _globals['_CLAIM']._serialized_start=290
-  _globals['_CLAIM']._serialized_end=403
-  _globals['_CLAIMSERVICE']._serialized_start=675
-  _globals['_CLAIMSERVICE']._serialized_end=841
+  _globals['_CLAIM']._serialized_start=291
+  _globals['_CLAIM']._serialized_end=419
+  _globals['_CLAIMSERVICE']._serialized_start=691
+  _globals['_CLAIMSERVICE']._serialized_end=857
 # @@protoc_insertion_point(module_scope)

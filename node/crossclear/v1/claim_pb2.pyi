@@ -145,14 +145,16 @@ class Claim(_message.Message):
     ACCOUNT_FIELD_NUMBER: _builtins.int
     CHAIN_ID_FIELD_NUMBER: _builtins.int
     ASSET_FIELD_NUMBER: _builtins.int
-    AMOUNT_FIELD_NUMBER: _builtins.int
-    ACCEPTED_AT_FIELD_NUMBER: _builtins.int
+    AMOUNT_UNITS_FIELD_NUMBER: _builtins.int
+    DECIMALS_FIELD_NUMBER: _builtins.int
     nullifier: _builtins.str
     account: _builtins.str
     chain_id: _builtins.int
     asset: _builtins.str
-    amount: _builtins.float
-    accepted_at: _builtins.float
+    amount_units: _builtins.str
+    """decimal integer of the token's base units credited"""
+    decimals: _builtins.int
+    """the token's decimals"""
     def __init__(
         self,
         *,
@@ -160,12 +162,12 @@ class Claim(_message.Message):
         account: _builtins.str = ...,
         chain_id: _builtins.int = ...,
         asset: _builtins.str = ...,
-        amount: _builtins.float = ...,
-        accepted_at: _builtins.float = ...,
+        amount_units: _builtins.str = ...,
+        decimals: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at", "account", b"account", "amount", b"amount", "asset", b"asset", "chain_id", b"chain_id", "nullifier", b"nullifier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "amount_units", b"amount_units", "asset", b"asset", "chain_id", b"chain_id", "decimals", b"decimals", "nullifier", b"nullifier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63rossclear/v1/liquidation.proto\x12\rcrossclear.v1\"\x18\n\x16ListSeizeOrdersRequest\"\xe6\x01\n\x10SignedSeizeOrder\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05vault\x18\x02 \x01(\t\x12\x10\n\x08seize_id\x18\x03 \x01(\x0c\x12\x0f\n\x07\x61\x63\x63ount\x18\x04 \x01(\t\x12\r\n\x05token\x18\x05 \x01(\t\x12\x0e\n\x06\x61mount\x18\x06 \x01(\t\x12\x11\n\trecipient\x18\x07 \x01(\t\x12\x0e\n\x06signer\x18\x08 \x01(\t\x12\x11\n\tsignature\x18\t \x01(\x0c\x12\x0e\n\x06\x65quity\x18\n \x01(\x01\x12\x13\n\x0bmaintenance\x18\x0b \x01(\x01\x12\x14\n\x0cstate_height\x18\x0c \x01(\x04\"J\n\x17ListSeizeOrdersResponse\x12/\n\x06orders\x18\x01 \x03(\x0b\x32\x1f.crossclear.v1.SignedSeizeOrder2v\n\x12LiquidationService\x12`\n\x0fListSeizeOrders\x12%.crossclear.v1.ListSeizeOrdersRequest\x1a&.crossclear.v1.ListSeizeOrdersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63rossclear/v1/liquidation.proto\x12\rcrossclear.v1\"\x18\n\x16ListSeizeOrdersRequest\"\xf8\x01\n\x10SignedSeizeOrder\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05vault\x18\x02 \x01(\t\x12\x10\n\x08seize_id\x18\x03 \x01(\x0c\x12\x0f\n\x07\x61\x63\x63ount\x18\x04 \x01(\t\x12\r\n\x05token\x18\x05 \x01(\t\x12\x0e\n\x06\x61mount\x18\x06 \x01(\t\x12\x11\n\trecipient\x18\x07 \x01(\t\x12\x0e\n\x06signer\x18\x08 \x01(\t\x12\x11\n\tsignature\x18\t \x01(\x0c\x12\x0e\n\x06\x65quity\x18\n \x01(\x01\x12\x13\n\x0bmaintenance\x18\x0b \x01(\x01\x12\x14\n\x0cstate_height\x18\x0c \x01(\x04\x12\x10\n\x08\x64\x65\x61\x64line\x18\r \x01(\x04\"J\n\x17ListSeizeOrdersResponse\x12/\n\x06orders\x18\x01 \x03(\x0b\x32\x1f.crossclear.v1.SignedSeizeOrder2v\n\x12LiquidationService\x12`\n\x0fListSeizeOrders\x12%.crossclear.v1.ListSeizeOrdersRequest\x1a&.crossclear.v1.ListSeizeOrdersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,9 +34,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSEIZEORDERSREQUEST']._serialized_start=50
   _globals['_LISTSEIZEORDERSREQUEST']._serialized_end=74
   _globals['_SIGNEDSEIZEORDER']._serialized_start=77
-  _globals['_SIGNEDSEIZEORDER']._serialized_end=307
-  _globals['_LISTSEIZEORDERSRESPONSE']._serialized_start=309
-  _globals['_LISTSEIZEORDERSRESPONSE']._serialized_end=383
-  _globals['_LIQUIDATIONSERVICE']._serialized_start=385
-  _globals['_LIQUIDATIONSERVICE']._serialized_end=503
+  _globals['_SIGNEDSEIZEORDER']._serialized_end=325
+  _globals['_LISTSEIZEORDERSRESPONSE']._serialized_start=327
+  _globals['_LISTSEIZEORDERSRESPONSE']._serialized_end=401
+  _globals['_LIQUIDATIONSERVICE']._serialized_start=403
+  _globals['_LIQUIDATIONSERVICE']._serialized_end=521
 # @@protoc_insertion_point(module_scope)

@@ -51,6 +51,7 @@ class SignedSeizeOrder(_message.Message):
     EQUITY_FIELD_NUMBER: _builtins.int
     MAINTENANCE_FIELD_NUMBER: _builtins.int
     STATE_HEIGHT_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
     chain_id: _builtins.int
     vault: _builtins.str
     seize_id: _builtins.bytes
@@ -65,6 +66,8 @@ class SignedSeizeOrder(_message.Message):
     """why the node signed: equity below maintenance"""
     maintenance: _builtins.float
     state_height: _builtins.int
+    deadline: _builtins.int
+    """unix time after which the vault refuses the seize (judged by block timestamp)"""
     def __init__(
         self,
         *,
@@ -80,10 +83,11 @@ class SignedSeizeOrder(_message.Message):
         equity: _builtins.float = ...,
         maintenance: _builtins.float = ...,
         state_height: _builtins.int = ...,
+        deadline: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "amount", b"amount", "chain_id", b"chain_id", "equity", b"equity", "maintenance", b"maintenance", "recipient", b"recipient", "seize_id", b"seize_id", "signature", b"signature", "signer", b"signer", "state_height", b"state_height", "token", b"token", "vault", b"vault"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "amount", b"amount", "chain_id", b"chain_id", "deadline", b"deadline", "equity", b"equity", "maintenance", b"maintenance", "recipient", b"recipient", "seize_id", b"seize_id", "signature", b"signature", "signer", b"signer", "state_height", b"state_height", "token", b"token", "vault", b"vault"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

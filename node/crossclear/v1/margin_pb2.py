@@ -24,31 +24,31 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63rossclear/v1/margin.proto\x12\rcrossclear.v1\"#\n\x10GetMarginRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"&\n\x13StreamMarginRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"6\n\nModeMargin\x12\n\n\x02im\x18\x01 \x01(\x01\x12\n\n\x02mm\x18\x02 \x01(\x01\x12\x10\n\x08required\x18\x03 \x01(\x01\"s\n\x11\x43ollateralHolding\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x01\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x0f\n\x07haircut\x18\x05 \x01(\x01\x12\r\n\x05value\x18\x06 \x01(\x01\"\xd4\x01\n\x08Position\x12\x13\n\x0bposition_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\x04\x12\x12\n\nunderlying\x18\x03 \x01(\t\x12+\n\x04kind\x18\x04 \x01(\x0e\x32\x1d.crossclear.v1.InstrumentKind\x12\x0b\n\x03qty\x18\x05 \x01(\x01\x12\r\n\x05\x65ntry\x18\x06 \x01(\x01\x12\x0e\n\x06strike\x18\x07 \x01(\x01\x12\x18\n\x10\x65xpiry_timestamp\x18\x08 \x01(\x01\x12\x0c\n\x04mark\x18\t \x01(\x01\x12\x0c\n\x04upnl\x18\n \x01(\x01\"\xe7\x03\n\rAccountMargin\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06\x65quity\x18\x02 \x01(\x01\x12\x18\n\x10\x63ollateral_value\x18\x03 \x01(\x01\x12\x0c\n\x04upnl\x18\x04 \x01(\x01\x12\x34\n\ncollateral\x18\x05 \x03(\x0b\x32 .crossclear.v1.CollateralHolding\x12*\n\tpositions\x18\x06 \x03(\x0b\x32\x17.crossclear.v1.Position\x12+\n\x08isolated\x18\x07 \x01(\x0b\x32\x19.crossclear.v1.ModeMargin\x12/\n\x0c\x63ross_siloed\x18\x08 \x01(\x0b\x32\x19.crossclear.v1.ModeMargin\x12(\n\x05\x63ross\x18\t \x01(\x0b\x32\x19.crossclear.v1.ModeMargin\x12,\n\tportfolio\x18\n \x01(\x0b\x32\x19.crossclear.v1.ModeMargin\x12\x13\n\x06health\x18\x0b \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0cliquidatable\x18\x0c \x01(\x08\x12\x14\n\x0cstate_height\x18\r \x01(\x04\x12\x14\n\x0cprices_fresh\x18\x0e \x01(\x08\x12\x13\n\x0bstale_feeds\x18\x0f \x03(\tB\t\n\x07_health\"D\n\x11\x43ollateralRemoval\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x01\"\x95\x01\n\x15SimulateMarginRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12.\n\radd_positions\x18\x02 \x03(\x0b\x32\x17.crossclear.v1.Position\x12;\n\x11remove_collateral\x18\x03 \x03(\x0b\x32 .crossclear.v1.CollateralRemoval*~\n\x0eInstrumentKind\x12\x1f\n\x1bINSTRUMENT_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14INSTRUMENT_KIND_PERP\x10\x01\x12\x18\n\x14INSTRUMENT_KIND_CALL\x10\x02\x12\x17\n\x13INSTRUMENT_KIND_PUT\x10\x03\x32\x85\x02\n\rMarginService\x12J\n\tGetMargin\x12\x1f.crossclear.v1.GetMarginRequest\x1a\x1c.crossclear.v1.AccountMargin\x12R\n\x0cStreamMargin\x12\".crossclear.v1.StreamMarginRequest\x1a\x1c.crossclear.v1.AccountMargin0\x01\x12T\n\x0eSimulateMargin\x12$.crossclear.v1.SimulateMarginRequest\x1a\x1c.crossclear.v1.AccountMarginb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63rossclear/v1/margin.proto\x12\rcrossclear.v1\"#\n\x10GetMarginRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"&\n\x13StreamMarginRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"6\n\nModeMargin\x12\n\n\x02im\x18\x01 \x01(\x01\x12\n\n\x02mm\x18\x02 \x01(\x01\x12\x10\n\x08required\x18\x03 \x01(\x01\"\x9b\x01\n\x11\x43ollateralHolding\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x01\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x0f\n\x07haircut\x18\x05 \x01(\x01\x12\r\n\x05value\x18\x06 \x01(\x01\x12\x14\n\x0c\x61mount_units\x18\x07 \x01(\t\x12\x10\n\x08\x64\x65\x63imals\x18\x08 \x01(\r\"\xd4\x01\n\x08Position\x12\x13\n\x0bposition_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\x04\x12\x12\n\nunderlying\x18\x03 \x01(\t\x12+\n\x04kind\x18\x04 \x01(\x0e\x32\x1d.crossclear.v1.InstrumentKind\x12\x0b\n\x03qty\x18\x05 \x01(\x01\x12\r\n\x05\x65ntry\x18\x06 \x01(\x01\x12\x0e\n\x06strike\x18\x07 \x01(\x01\x12\x18\n\x10\x65xpiry_timestamp\x18\x08 \x01(\x01\x12\x0c\n\x04mark\x18\t \x01(\x01\x12\x0c\n\x04upnl\x18\n \x01(\x01\"\xe7\x03\n\rAccountMargin\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06\x65quity\x18\x02 \x01(\x01\x12\x18\n\x10\x63ollateral_value\x18\x03 \x01(\x01\x12\x0c\n\x04upnl\x18\x04 \x01(\x01\x12\x34\n\ncollateral\x18\x05 \x03(\x0b\x32 .crossclear.v1.CollateralHolding\x12*\n\tpositions\x18\x06 \x03(\x0b\x32\x17.crossclear.v1.Position\x12+\n\x08isolated\x18\x07 \x01(\x0b\x32\x19.crossclear.v1.ModeMargin\x12/\n\x0c\x63ross_siloed\x18\x08 \x01(\x0b\x32\x19.crossclear.v1.ModeMargin\x12(\n\x05\x63ross\x18\t \x01(\x0b\x32\x19.crossclear.v1.ModeMargin\x12,\n\tportfolio\x18\n \x01(\x0b\x32\x19.crossclear.v1.ModeMargin\x12\x13\n\x06health\x18\x0b \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0cliquidatable\x18\x0c \x01(\x08\x12\x14\n\x0cstate_height\x18\r \x01(\x04\x12\x14\n\x0cprices_fresh\x18\x0e \x01(\x08\x12\x13\n\x0bstale_feeds\x18\x0f \x03(\tB\t\n\x07_health\"P\n\x11\x43ollateralRemoval\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x14\n\x0c\x61mount_units\x18\x04 \x01(\tJ\x04\x08\x03\x10\x04\"\x95\x01\n\x15SimulateMarginRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12.\n\radd_positions\x18\x02 \x03(\x0b\x32\x17.crossclear.v1.Position\x12;\n\x11remove_collateral\x18\x03 \x03(\x0b\x32 .crossclear.v1.CollateralRemoval*~\n\x0eInstrumentKind\x12\x1f\n\x1bINSTRUMENT_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14INSTRUMENT_KIND_PERP\x10\x01\x12\x18\n\x14INSTRUMENT_KIND_CALL\x10\x02\x12\x17\n\x13INSTRUMENT_KIND_PUT\x10\x03\x32\x85\x02\n\rMarginService\x12J\n\tGetMargin\x12\x1f.crossclear.v1.GetMarginRequest\x1a\x1c.crossclear.v1.AccountMargin\x12R\n\x0cStreamMargin\x12\".crossclear.v1.StreamMarginRequest\x1a\x1c.crossclear.v1.AccountMargin0\x01\x12T\n\x0eSimulateMargin\x12$.crossclear.v1.SimulateMarginRequest\x1a\x1c.crossclear.v1.AccountMarginb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crossclear.v1.margin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INSTRUMENTKIND']._serialized_start=1222
-  _globals['_INSTRUMENTKIND']._serialized_end=1348
+  _globals['_INSTRUMENTKIND']._serialized_start=1275
+  _globals['_INSTRUMENTKIND']._serialized_end=1401
   _globals['_GETMARGINREQUEST']._serialized_start=45
   _globals['_GETMARGINREQUEST']._serialized_end=80
   _globals['_STREAMMARGINREQUEST']._serialized_start=82
   _globals['_STREAMMARGINREQUEST']._serialized_end=120
   _globals['_MODEMARGIN']._serialized_start=122
   _globals['_MODEMARGIN']._serialized_end=176
-  _globals['_COLLATERALHOLDING']._serialized_start=178
-  _globals['_COLLATERALHOLDING']._serialized_end=293
-  _globals['_POSITION']._serialized_start=296
-  _globals['_POSITION']._serialized_end=508
-  _globals['_ACCOUNTMARGIN']._serialized_start=511
-  _globals['_ACCOUNTMARGIN']._serialized_end=998
-  _globals['_COLLATERALREMOVAL']._serialized_start=1000
-  _globals['_COLLATERALREMOVAL']._serialized_end=1068
-  _globals['_SIMULATEMARGINREQUEST']._serialized_start=1071
-  _globals['_SIMULATEMARGINREQUEST']._serialized_end=1220
-  _globals['_MARGINSERVICE']._serialized_start=1351
-  _globals['_MARGINSERVICE']._serialized_end=1612
+  _globals['_COLLATERALHOLDING']._serialized_start=179
+  _globals['_COLLATERALHOLDING']._serialized_end=334
+  _globals['_POSITION']._serialized_start=337
+  _globals['_POSITION']._serialized_end=549
+  _globals['_ACCOUNTMARGIN']._serialized_start=552
+  _globals['_ACCOUNTMARGIN']._serialized_end=1039
+  _globals['_COLLATERALREMOVAL']._serialized_start=1041
+  _globals['_COLLATERALREMOVAL']._serialized_end=1121
+  _globals['_SIMULATEMARGINREQUEST']._serialized_start=1124
+  _globals['_SIMULATEMARGINREQUEST']._serialized_end=1273
+  _globals['_MARGINSERVICE']._serialized_start=1404
+  _globals['_MARGINSERVICE']._serialized_end=1665
 # @@protoc_insertion_point(module_scope)

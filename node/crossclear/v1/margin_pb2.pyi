@@ -117,13 +117,20 @@ class CollateralHolding(_message.Message):
     PRICE_FIELD_NUMBER: _builtins.int
     HAIRCUT_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
+    AMOUNT_UNITS_FIELD_NUMBER: _builtins.int
+    DECIMALS_FIELD_NUMBER: _builtins.int
     chain_id: _builtins.int
     asset: _builtins.str
     amount: _builtins.float
+    """amount_units / 10**decimals, for display only"""
     price: _builtins.float
     haircut: _builtins.float
     value: _builtins.float
     """amount * price * (1 - haircut)"""
+    amount_units: _builtins.str
+    """exact holding: decimal integer of the token's base units"""
+    decimals: _builtins.int
+    """the token's decimals"""
     def __init__(
         self,
         *,
@@ -133,10 +140,12 @@ class CollateralHolding(_message.Message):
         price: _builtins.float = ...,
         haircut: _builtins.float = ...,
         value: _builtins.float = ...,
+        amount_units: _builtins.str = ...,
+        decimals: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "asset", b"asset", "chain_id", b"chain_id", "haircut", b"haircut", "price", b"price", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "amount_units", b"amount_units", "asset", b"asset", "chain_id", b"chain_id", "decimals", b"decimals", "haircut", b"haircut", "price", b"price", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -272,20 +281,21 @@ class CollateralRemoval(_message.Message):
 
     CHAIN_ID_FIELD_NUMBER: _builtins.int
     ASSET_FIELD_NUMBER: _builtins.int
-    AMOUNT_FIELD_NUMBER: _builtins.int
+    AMOUNT_UNITS_FIELD_NUMBER: _builtins.int
     chain_id: _builtins.int
     asset: _builtins.str
-    amount: _builtins.float
+    amount_units: _builtins.str
+    """decimal integer of the token's base units"""
     def __init__(
         self,
         *,
         chain_id: _builtins.int = ...,
         asset: _builtins.str = ...,
-        amount: _builtins.float = ...,
+        amount_units: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "asset", b"asset", "chain_id", b"chain_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_units", b"amount_units", "asset", b"asset", "chain_id", b"chain_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

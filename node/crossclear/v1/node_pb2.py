@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63rossclear/v1/node.proto\x12\rcrossclear.v1\"\x16\n\x14GetNodeStatusRequest\"\x89\x01\n\x0b\x43hainStatus\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0f\n\x07network\x18\x02 \x01(\t\x12\x0c\n\x04head\x18\x03 \x01(\x04\x12\x11\n\tfinalized\x18\x04 \x01(\x04\x12\x10\n\x08\x66inality\x18\x05 \x01(\t\x12\x0e\n\x06health\x18\x06 \x01(\t\x12\x14\n\x0c\x63\x65rtificates\x18\x07 \x01(\x04\"g\n\nFeedStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05price\x18\x02 \x01(\x01\x12\x12\n\nupdated_at\x18\x03 \x01(\x01\x12\x19\n\x11heartbeat_seconds\x18\x04 \x01(\x01\x12\r\n\x05stale\x18\x05 \x01(\x08\"\x81\x02\n\nNodeStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0cnode_address\x18\x02 \x01(\t\x12\x17\n\x0f\x63onnected_peers\x18\x03 \x01(\r\x12*\n\x06\x63hains\x18\x04 \x03(\x0b\x32\x1a.crossclear.v1.ChainStatus\x12\x19\n\x11\x63\x65rtificate_count\x18\x05 \x01(\x04\x12\x1a\n\x12\x65quivocation_count\x18\x06 \x01(\x04\x12\x14\n\x0cstate_height\x18\x07 \x01(\x04\x12\x10\n\x08\x61\x63\x63ounts\x18\x08 \x01(\x04\x12(\n\x05\x66\x65\x65\x64s\x18\t \x03(\x0b\x32\x19.crossclear.v1.FeedStatus2Z\n\x0bNodeService\x12K\n\tGetStatus\x12#.crossclear.v1.GetNodeStatusRequest\x1a\x19.crossclear.v1.NodeStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63rossclear/v1/node.proto\x12\rcrossclear.v1\"\x16\n\x14GetNodeStatusRequest\"\xcc\x01\n\x0b\x43hainStatus\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0f\n\x07network\x18\x02 \x01(\t\x12\x0c\n\x04head\x18\x03 \x01(\x04\x12\x11\n\tfinalized\x18\x04 \x01(\x04\x12\x10\n\x08\x66inality\x18\x05 \x01(\t\x12\x0e\n\x06health\x18\x06 \x01(\t\x12\x14\n\x0c\x63\x65rtificates\x18\x07 \x01(\x04\x12\x15\n\rapplied_block\x18\x08 \x01(\x04\x12\x12\n\nchain_time\x18\t \x01(\x04\x12\x16\n\x0ewaiting_blocks\x18\n \x01(\x04\"g\n\nFeedStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05price\x18\x02 \x01(\x01\x12\x12\n\nupdated_at\x18\x03 \x01(\x01\x12\x19\n\x11heartbeat_seconds\x18\x04 \x01(\x01\x12\r\n\x05stale\x18\x05 \x01(\x08\"\xca\x02\n\nNodeStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0cnode_address\x18\x02 \x01(\t\x12\x17\n\x0f\x63onnected_peers\x18\x03 \x01(\r\x12*\n\x06\x63hains\x18\x04 \x03(\x0b\x32\x1a.crossclear.v1.ChainStatus\x12\x19\n\x11\x63\x65rtificate_count\x18\x05 \x01(\x04\x12\x1a\n\x12\x65quivocation_count\x18\x06 \x01(\x04\x12\x14\n\x0cstate_height\x18\x07 \x01(\x04\x12\x10\n\x08\x61\x63\x63ounts\x18\x08 \x01(\x04\x12(\n\x05\x66\x65\x65\x64s\x18\t \x03(\x0b\x32\x19.crossclear.v1.FeedStatus\x12\x16\n\x0esigning_halted\x18\n \x01(\t\x12\x17\n\x0fpending_payouts\x18\x0b \x01(\x04\x12\x16\n\x0eignored_events\x18\x0c \x01(\x04\x32Z\n\x0bNodeService\x12K\n\tGetStatus\x12#.crossclear.v1.GetNodeStatusRequest\x1a\x19.crossclear.v1.NodeStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,11 +34,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETNODESTATUSREQUEST']._serialized_start=43
   _globals['_GETNODESTATUSREQUEST']._serialized_end=65
   _globals['_CHAINSTATUS']._serialized_start=68
-  _globals['_CHAINSTATUS']._serialized_end=205
-  _globals['_FEEDSTATUS']._serialized_start=207
-  _globals['_FEEDSTATUS']._serialized_end=310
-  _globals['_NODESTATUS']._serialized_start=313
-  _globals['_NODESTATUS']._serialized_end=570
-  _globals['_NODESERVICE']._serialized_start=572
-  _globals['_NODESERVICE']._serialized_end=662
+  _globals['_CHAINSTATUS']._serialized_end=272
+  _globals['_FEEDSTATUS']._serialized_start=274
+  _globals['_FEEDSTATUS']._serialized_end=377
+  _globals['_NODESTATUS']._serialized_start=380
+  _globals['_NODESTATUS']._serialized_end=710
+  _globals['_NODESERVICE']._serialized_start=712
+  _globals['_NODESERVICE']._serialized_end=802
 # @@protoc_insertion_point(module_scope)

@@ -44,6 +44,9 @@ class ChainStatus(_message.Message):
     FINALITY_FIELD_NUMBER: _builtins.int
     HEALTH_FIELD_NUMBER: _builtins.int
     CERTIFICATES_FIELD_NUMBER: _builtins.int
+    APPLIED_BLOCK_FIELD_NUMBER: _builtins.int
+    CHAIN_TIME_FIELD_NUMBER: _builtins.int
+    WAITING_BLOCKS_FIELD_NUMBER: _builtins.int
     chain_id: _builtins.int
     network: _builtins.str
     head: _builtins.int
@@ -53,6 +56,12 @@ class ChainStatus(_message.Message):
     health: _builtins.str
     """ok, degraded, halted"""
     certificates: _builtins.int
+    applied_block: _builtins.int
+    """every certified event up to this block is applied"""
+    chain_time: _builtins.int
+    """timestamp of that block: the clock orders are judged by"""
+    waiting_blocks: _builtins.int
+    """observed blocks waiting for a quorum certificate"""
     def __init__(
         self,
         *,
@@ -63,10 +72,13 @@ class ChainStatus(_message.Message):
         finality: _builtins.str = ...,
         health: _builtins.str = ...,
         certificates: _builtins.int = ...,
+        applied_block: _builtins.int = ...,
+        chain_time: _builtins.int = ...,
+        waiting_blocks: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificates", b"certificates", "chain_id", b"chain_id", "finality", b"finality", "finalized", b"finalized", "head", b"head", "health", b"health", "network", b"network"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_block", b"applied_block", "certificates", b"certificates", "chain_id", b"chain_id", "chain_time", b"chain_time", "finality", b"finality", "finalized", b"finalized", "head", b"head", "health", b"health", "network", b"network", "waiting_blocks", b"waiting_blocks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -116,6 +128,9 @@ class NodeStatus(_message.Message):
     STATE_HEIGHT_FIELD_NUMBER: _builtins.int
     ACCOUNTS_FIELD_NUMBER: _builtins.int
     FEEDS_FIELD_NUMBER: _builtins.int
+    SIGNING_HALTED_FIELD_NUMBER: _builtins.int
+    PENDING_PAYOUTS_FIELD_NUMBER: _builtins.int
+    IGNORED_EVENTS_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     node_address: _builtins.str
     connected_peers: _builtins.int
@@ -123,6 +138,12 @@ class NodeStatus(_message.Message):
     equivocation_count: _builtins.int
     state_height: _builtins.int
     accounts: _builtins.int
+    signing_halted: _builtins.str
+    """why this node signs no orders ("" when it does)"""
+    pending_payouts: _builtins.int
+    """certified payouts waiting for the claim they draw on"""
+    ignored_events: _builtins.int
+    """certified events refused (trades outside the price band...)"""
     @_builtins.property
     def chains(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChainStatus]: ...
     @_builtins.property
@@ -139,10 +160,13 @@ class NodeStatus(_message.Message):
         state_height: _builtins.int = ...,
         accounts: _builtins.int = ...,
         feeds: _abc.Iterable[Global___FeedStatus] | None = ...,
+        signing_halted: _builtins.str = ...,
+        pending_payouts: _builtins.int = ...,
+        ignored_events: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "certificate_count", b"certificate_count", "chains", b"chains", "connected_peers", b"connected_peers", "equivocation_count", b"equivocation_count", "feeds", b"feeds", "node_address", b"node_address", "state_height", b"state_height", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "certificate_count", b"certificate_count", "chains", b"chains", "connected_peers", b"connected_peers", "equivocation_count", b"equivocation_count", "feeds", b"feeds", "ignored_events", b"ignored_events", "node_address", b"node_address", "pending_payouts", b"pending_payouts", "signing_halted", b"signing_halted", "state_height", b"state_height", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -7,6 +7,8 @@
 - `get_backend`, `register_backend`, `Groth16Backend`: verifier backends (see `backends`);
   `py_ecc` always, `native` when `crossclear.zk._native_backend` and its extension exist.
 - `prove_claim`, `Deposit`, `ClaimStatement`, `ProverError`: proving with snarkjs.
+- `measure_claim_cpu`: process CPU time per claim over the node's claim-check path (see
+  `claim_cost`); `crossclear bench zk --json` reports it as `claim_cpu_ms`.
 """
 
 from crossclear.zk.backends import (
@@ -18,6 +20,7 @@ from crossclear.zk.backends import (
     register_backend,
 )
 from crossclear.zk.claim import PUBLIC_SIGNAL_NAMES, ClaimPublicSignals
+from crossclear.zk.claim_cost import measure_claim_cpu
 from crossclear.zk.commitments import address_to_field, deposit_leaf, nullifier, secret_hash
 from crossclear.zk.groth16 import (
     BASE_FIELD,
@@ -63,6 +66,7 @@ __all__ = [
     "load_proof",
     "load_public_signals",
     "load_verification_key",
+    "measure_claim_cpu",
     "nullifier",
     "parse_proof",
     "parse_public_signals",

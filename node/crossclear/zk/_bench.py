@@ -8,7 +8,11 @@ proofs. py_ecc runs fewer repetitions because one verification takes a large fra
 second.
 
 Output: {"py_ecc": {"single_ms", "batch8_ms_per_proof", "batch64_ms_per_proof"}, and when
-the native backend is registered "native": {...} and "speedup_single"}.
+the native backend is registered "native": {...}, "speedup_single" and
+"claim_cpu_ms": {"p50", "p99"}}. claim_cpu_ms is the process CPU time of the node's whole
+per-claim check (parse_proof, parse_public_signals, check_well_formed, from_signals, native
+verify) on the first proof's JSON documents, over CLAIM_SAMPLES passes
+(`crossclear.zk.measure_claim_cpu`); the other figures are wall-clock medians.
 
 With --reference it also times the textbook py_ecc check on the same first proof: the four
 pairings of e(A,B) = e(alpha,beta) e(vk_x,gamma) e(C,delta), each with py_ecc's own `pairing()`
@@ -25,10 +29,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from crossclear._errors import UsageError
 from crossclear.zk.artifacts import REPOSITORY_ROOT, default_artifacts
 from crossclear.zk.backends import Groth16Backend, ProofItem, available_backends, get_backend
+from crossclear.zk.claim_cost import measure_claim_cpu
 from crossclear.zk.groth16 import (
     MalformedProof,
     VerificationKey,
@@ -54,6 +60,8 @@ class _Repetitions:
 
 _REPETITIONS = {"py_ecc": _Repetitions(single=3, batch8=1, batch64=1)}
 _FAST_REPETITIONS = _Repetitions(single=200, batch8=50, batch64=10)
+#: Claims timed for claim_cpu_ms.
+CLAIM_SAMPLES = 300
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,6 +83,15 @@ def load_proof_items(folder: Path) -> list[ProofItem]:
     if not items:
         raise UsageError(f"--proofs {folder}: no NN/proof.json found")
     return items
+
+
+def load_claim_documents(folder: Path) -> tuple[Any, Any]:
+    """The first NN/proof.json and NN/public.json of `folder`, decoded as the API gets them."""
+    first = sorted(path for path in folder.iterdir() if (path / "proof.json").exists())[0]
+    try:
+        return json.loads((first / "proof.json").read_text()), json.loads((first / "public.json").read_text())
+    except (OSError, ValueError) as error:
+        raise UsageError(f"--proofs {first}: cannot read the claim documents ({error})") from None
 
 
 def _median_ms(action: Callable[[], object], repetitions: int, divide_by: int = 1) -> float:
@@ -140,6 +157,12 @@ def run_bench(args: argparse.Namespace) -> int:
     result: dict[str, object] = {name: figures[name] for name in sorted(figures, key=lambda name: name != "py_ecc")}
     if "py_ecc" in figures and "native" in figures and figures["native"]["single_ms"] > 0:
         result["speedup_single"] = round(figures["py_ecc"]["single_ms"] / figures["native"]["single_ms"], 1)
+    if "native" in figures:
+        proof_document, public_document = load_claim_documents(args.proofs)
+        try:
+            result["claim_cpu_ms"] = measure_claim_cpu(proof_document, public_document, key, CLAIM_SAMPLES, get_backend("native"))
+        except (MalformedProof, ValueError) as error:
+            raise UsageError(f"claim benchmark: {error}") from None
     if args.reference:
         reference_ms = _median_ms(lambda: _textbook_check(key, *items[0]), 1)
         result["py_ecc_textbook"] = {"single_ms": reference_ms}

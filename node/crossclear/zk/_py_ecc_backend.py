@@ -31,7 +31,8 @@ from crossclear.zk.groth16 import (
     MalformedProof,
     Proof,
     VerificationKey,
-    check_well_formed,
+    check_proof_points,
+    check_ranges,
     g1_to_py_ecc,
     g2_to_py_ecc,
 )
@@ -105,6 +106,14 @@ def _pairs(
     return pairs
 
 
+def _check_input(key: VerificationKey, proof: Proof, signals: tuple[int, ...]) -> None:
+    """Everything a pairing must never see, in the native backend's order and words: the
+    integer checks, then A, C and B not at infinity, on their curves, B in the subgroup.
+    `check_well_formed` does not check curve membership, so this backend must."""
+    check_ranges(key, proof, signals)
+    check_proof_points(proof)
+
+
 class PyEccBackend:
     """Groth16 verification in pure Python; see the module docstring for the equations."""
 
@@ -112,7 +121,7 @@ class PyEccBackend:
 
     def verify(self, key: VerificationKey, proof: Proof, public_signals: Sequence[int]) -> bool:
         signals = tuple(public_signals)
-        check_well_formed(key, proof, signals)
+        _check_input(key, proof, signals)
         prepared = _prepare_key(key)
         prepared_b = _pairing.prepare_g2(g2_to_py_ecc(proof.b))
         pairs = _pairs(prepared, [(prepared_b, proof)], [signals], [1])
@@ -123,7 +132,7 @@ class PyEccBackend:
         well_formed: list[int] = []
         for index, (proof, public_signals) in enumerate(items):
             try:
-                check_well_formed(key, proof, tuple(public_signals))
+                _check_input(key, proof, tuple(public_signals))
             except MalformedProof:
                 continue
             well_formed.append(index)

@@ -4,10 +4,12 @@ A backend is any object with
 
     verify(key, proof, public_signals) -> bool
         True when the proof verifies, False when it is well-formed but does not; raises
-        `MalformedProof` (one-line reason) when the input fails `check_well_formed`.
+        `MalformedProof` (one-line reason) when the input fails `check_well_formed` or a
+        point is at infinity, off its curve or (B) outside the order-r subgroup. The backend
+        checks curve and subgroup membership itself: `check_well_formed` does not.
     verify_batch(key, items) -> list[bool]
         items is a sequence of (proof, public_signals) under one key; one bool per item, in
-        order. A malformed item is False (it never enters a pairing); when the combined check
+        order. A malformed item (as above) is False (it never enters a pairing); when the combined check
         fails the backend finds the bad items, so a True is always an individually valid proof.
 
 Backends register a zero-argument factory with `register_backend(name, factory)`;

@@ -8,10 +8,16 @@ API (what every verifier backend shares):
 - `load_verification_key(path)`, `load_proof(path)`, `load_public_signals(path)` read the
   snarkjs files (`vkey.json`, `proof.json`, `public.json`); `parse_*` take the decoded JSON.
   Anything unreadable or mis-shaped raises `MalformedProof` with a one-line reason.
-- `check_well_formed(vk, proof, public_signals)` raises `MalformedProof` unless the signal
-  count matches the key, every signal is < r, every coordinate is < p, A and C are on the
-  curve, and B is on the twist and in the order-r subgroup. Backends call it (or an
-  equivalent of their own) before any pairing.
+- `check_well_formed(vk, proof, public_signals)` is the cheap structural check (a few
+  microseconds, no curve arithmetic): it raises `MalformedProof` unless the signal count
+  matches the key, every signal is < r, every coordinate is < p and no point is the
+  all-zero encoding of infinity.
+- `check_proof_points(proof)` raises `MalformedProof` unless A and C are on the curve and B
+  is on the twist and in the order-r subgroup. It is pure Python (tens of milliseconds, the
+  [r]B test); the py_ecc backend calls it, the native backend does the same checks in C.
+  Every backend's `verify` / `verify_batch` refuses off-curve and off-subgroup points
+  itself, so `check_well_formed` followed by `verify` rejects everything the old combined
+  check did, and a pairing never sees such a point.
 
 Verifying lives in `crossclear.zk.backends` (`get_backend(name).verify(...)`).
 """
@@ -19,6 +25,7 @@ Verifying lives in `crossclear.zk.backends` (`get_backend(name).verify(...)`).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,16 +84,21 @@ class Proof:
 # -- parsing ---------------------------------------------------------------------------------
 
 
-def _integer(value: Any, where: str) -> int:
+def _integer(value: Any, where: str, index: int | None = None) -> int:
     # snarkjs writes decimal strings; accept ints too, refuse floats, hex and signs so one
-    # value has one spelling.
-    if isinstance(value, bool):
-        raise MalformedProof(f"{where}: expected a decimal integer, got {value!r}")
-    if isinstance(value, int):
+    # value has one spelling. The location (`where`, `[index]`) is only formatted on error:
+    # this runs for every coordinate and signal of every claim.
+    if isinstance(value, str):
+        if len(value) <= 80 and value.isascii() and value.isdigit():
+            return int(value)
+    elif type(value) is int:
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 80:
+    elif isinstance(value, int) and not isinstance(value, bool):
         return int(value)
-    raise MalformedProof(f"{where}: expected a decimal integer, got {str(value)[:40]!r}")
+    place = where if index is None else f"{where}[{index}]"
+    if isinstance(value, bool):
+        raise MalformedProof(f"{place}: expected a decimal integer, got {value!r}")
+    raise MalformedProof(f"{place}: expected a decimal integer, got {str(value)[:40]!r}")
 
 
 def _sequence(value: Any, length: int, where: str) -> list[Any]:
@@ -97,7 +109,8 @@ def _sequence(value: Any, length: int, where: str) -> list[Any]:
 
 def _g1(value: Any, where: str) -> G1Point:
     # snarkjs writes projective [x, y, z] with z = 1; z = 0 is the point at infinity.
-    x, y, z = (_integer(v, f"{where}[{i}]") for i, v in enumerate(_sequence(value, 3, where)))
+    x_value, y_value, z_value = _sequence(value, 3, where)
+    x, y, z = _integer(x_value, where, 0), _integer(y_value, where, 1), _integer(z_value, where, 2)
     if z == 0:
         raise MalformedProof(f"{where}: point at infinity")
     if z != 1:
@@ -106,8 +119,8 @@ def _g1(value: Any, where: str) -> G1Point:
 
 
 def _fp2(value: Any, where: str) -> tuple[int, int]:
-    c0, c1 = (_integer(v, f"{where}[{i}]") for i, v in enumerate(_sequence(value, 2, where)))
-    return (c0, c1)
+    c0_value, c1_value = _sequence(value, 2, where)
+    return (_integer(c0_value, where, 0), _integer(c1_value, where, 1))
 
 
 def _g2(value: Any, where: str) -> G2Point:
@@ -172,7 +185,7 @@ def parse_proof(document: Any, where: str = "proof") -> Proof:
 def parse_public_signals(document: Any, where: str = "public signals") -> tuple[int, ...]:
     if not isinstance(document, list):
         raise MalformedProof(f"{where}: expected a JSON list of decimal strings")
-    return tuple(_integer(value, f"{where}[{i}]") for i, value in enumerate(document))
+    return tuple([_integer(value, where, i) for i, value in enumerate(document)])
 
 
 def _read_json(path: Path | str, what: str) -> Any:
@@ -225,17 +238,17 @@ def _coordinates_in_range(values: tuple[int, ...], where: str) -> None:
             raise MalformedProof(f"{where}: coordinate {value} is not below the base field order p")
 
 
-def _check_g1(point: G1Point, where: str) -> None:
-    _coordinates_in_range(point, where)
+def _g1_on_curve(point: G1Point, where: str) -> None:
     if point == (0, 0):
         raise MalformedProof(f"{where}: point at infinity")
-    # G1 has cofactor 1: on the curve means in the order-r group.
-    if not curve.is_on_curve(g1_to_py_ecc(point), curve.b):
+    # G1 has cofactor 1: on the curve means in the order-r group. y^2 = x^3 + 3 on plain ints
+    # (coordinates are already below p).
+    x, y = point
+    if (y * y - x * x * x - 3) % BASE_FIELD:
         raise MalformedProof(f"{where}: point is not on the BN254 curve")
 
 
-def _check_g2(point: G2Point, where: str) -> None:
-    _coordinates_in_range((*point[0], *point[1]), where)
+def _g2_in_subgroup(point: G2Point, where: str) -> None:
     if point == ((0, 0), (0, 0)):
         raise MalformedProof(f"{where}: point at infinity")
     projective = g2_to_py_ecc(point)
@@ -244,6 +257,16 @@ def _check_g2(point: G2Point, where: str) -> None:
     # The twist has a large cofactor: points off the order-r subgroup break soundness.
     if not curve.is_inf(curve.multiply(projective, curve.curve_order)):
         raise MalformedProof(f"{where}: point is not in the order-r subgroup of G2")
+
+
+def _check_g1(point: G1Point, where: str) -> None:
+    _coordinates_in_range(point, where)
+    _g1_on_curve(point, where)
+
+
+def _check_g2(point: G2Point, where: str) -> None:
+    _coordinates_in_range((*point[0], *point[1]), where)
+    _g2_in_subgroup(point, where)
 
 
 def check_key(key: VerificationKey, where: str = "verification key") -> None:
@@ -257,13 +280,39 @@ def check_key(key: VerificationKey, where: str = "verification key") -> None:
         raise MalformedProof(f"{where}: delta equals gamma (no phase-2 contribution; proofs are forgeable)")
 
 
-def check_well_formed(key: VerificationKey, proof: Proof, public_signals: tuple[int, ...]) -> None:
-    """Raise `MalformedProof` for anything a pairing must never see (see module doc)."""
+def check_ranges(key: VerificationKey, proof: Proof, public_signals: Sequence[int]) -> None:
+    """The integer checks every backend runs first, in this order and these words: signal
+    count, every signal below r, then every coordinate of A, C and B below p (which also
+    makes every value fit a 32-byte encoding)."""
     if len(public_signals) != key.public_count:
         raise MalformedProof(f"expected {key.public_count} public signals, got {len(public_signals)}")
     for index, signal in enumerate(public_signals):
         if not 0 <= signal < SCALAR_FIELD:
             raise MalformedProof(f"public signal {index} is not below the scalar field order r")
-    _check_g1(proof.a, "proof A")
-    _check_g1(proof.c, "proof C")
-    _check_g2(proof.b, "proof B")
+    (bx0, bx1), (by0, by1) = proof.b
+    _coordinates_in_range(proof.a, "proof A")
+    _coordinates_in_range(proof.c, "proof C")
+    _coordinates_in_range((bx0, bx1, by0, by1), "proof B")
+
+
+def check_well_formed(key: VerificationKey, proof: Proof, public_signals: Sequence[int]) -> None:
+    """The cheap structural check (see module doc): `check_ranges`, then no point is the
+    all-zero encoding of infinity. No curve arithmetic: curve and subgroup membership is
+    the backend's `verify` (a few microseconds here instead of the tens of milliseconds of
+    the [r]B test in Python)."""
+    check_ranges(key, proof, public_signals)
+    if proof.a == (0, 0):
+        raise MalformedProof("proof A: point at infinity")
+    if proof.c == (0, 0):
+        raise MalformedProof("proof C: point at infinity")
+    if proof.b == ((0, 0), (0, 0)):
+        raise MalformedProof("proof B: point at infinity")
+
+
+def check_proof_points(proof: Proof) -> None:
+    """Curve and subgroup membership of a proof whose coordinates are below p (run
+    `check_ranges` first): A, then C, then B, each not at infinity, A and C on the curve,
+    B on the twist and in the order-r subgroup ([r]B = O with py_ecc: tens of ms)."""
+    _g1_on_curve(proof.a, "proof A")
+    _g1_on_curve(proof.c, "proof C")
+    _g2_in_subgroup(proof.b, "proof B")

@@ -1,0 +1,222 @@
+"""The money ledger: who holds which collateral on which chain, in integer base units.
+
+Every amount here is a Python `int` in the token's smallest unit. The ledger is plain data
+mutated by one owner (the processor), which writes every changed row in the same SQLite
+transaction as the input that changed it, so a restarted node loads exactly what it had.
+
+The rule it keeps, per (chain, asset):
+
+    credited = held by accounts + reserved for signed orders + insurance fund + paid out
+
+`credited` grows only with accepted claims; `paid out` only with certified `Released` and
+`Seized` events. An order (release or seize) reserves its amount when this node signs it; the
+reservation ends when the order's own payout is certified, or when this node's certified view
+of that chain has passed the order's deadline (then the vault can never pay it, so the amount
+goes back). A payout certified for collateral this node has not credited yet (its claim is
+still on its way) waits in `pending_payouts` and settles when the credit lands.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+Line = tuple[str, int, str]
+"""(account as lowercase 0x hex, chain id, asset name): one holding."""
+Pool = tuple[int, str]
+"""(chain id, asset name): one vault's holding of one token."""
+
+
+class LedgerError(ValueError):
+    """A change the ledger refuses (more than held, an unknown order); no state changed."""
+
+
+class OrderKind(enum.Enum):
+    """What a reservation pays for."""
+
+    RELEASE = "release"
+    SEIZE = "seize"
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """An amount set aside for an order this node signed."""
+
+    order_id: bytes
+    """The vault's 32-byte release or seize id."""
+    kind: OrderKind
+    """Release (withdrawal) or seize (liquidation)."""
+    line: Line
+    """The holding the amount came out of."""
+    amount: int
+    """Base units reserved (and the order's amount)."""
+    deadline: int
+    """Unix seconds of chain time after which the vault refuses the order."""
+    token: str
+    """Token address the vault pays (lowercase 0x)."""
+    recipient: str
+    """Address the vault pays (lowercase 0x)."""
+    reference: str
+    """Release: the claim nullifier it draws on; seize: the line's seize nonce."""
+
+
+@dataclass(frozen=True)
+class PendingPayout:
+    """A certified payout this node could not take from the account yet."""
+
+    order_id: bytes
+    """The vault's id of the payout."""
+    kind: OrderKind
+    """Release or seize."""
+    line: Line
+    """The holding it must come out of."""
+    amount: int
+    """Base units paid out on-chain."""
+
+
+@dataclass
+class Ledger:
+    """Integer balances, reservations and totals; `changed` names what to write back."""
+
+    balances: dict[Line, int] = field(default_factory=dict)
+    """Free collateral per holding (what margin counts)."""
+    reservations: dict[bytes, Reservation] = field(default_factory=dict)
+    """Open reservations by order id."""
+    credited: dict[Pool, int] = field(default_factory=dict)
+    """Total credited through claims, per vault and asset."""
+    paid_out: dict[Pool, int] = field(default_factory=dict)
+    """Total paid by the vault through certified releases and seizes."""
+    insurance: dict[Pool, int] = field(default_factory=dict)
+    """Insurance fund holdings (receives rounding residue and covers shortfalls)."""
+    seize_nonces: dict[Line, int] = field(default_factory=dict)
+    """Per holding, how many of its seizes were certified: the next seize id's nonce."""
+    settled_orders: set[bytes] = field(default_factory=set)
+    """Order ids whose payout was certified (each is applied once)."""
+    pending_payouts: dict[bytes, PendingPayout] = field(default_factory=dict)
+    """Certified payouts waiting for the credit they draw on."""
+    changed_lines: set[Line] = field(default_factory=set)
+    changed_pools: set[Pool] = field(default_factory=set)
+    changed_orders: set[bytes] = field(default_factory=set)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def balance(self, line: Line) -> int:
+        return self.balances.get(line, 0)
+
+    def reserved(self, pool: Pool) -> int:
+        return sum(r.amount for r in self.reservations.values() if (r.line[1], r.line[2]) == pool)
+
+    def held(self, pool: Pool) -> int:
+        return sum(amount for (_, chain, asset), amount in self.balances.items() if (chain, asset) == pool)
+
+    def lines_of(self, account: str) -> dict[tuple[int, str], int]:
+        """The account's free holdings, (chain id, asset) -> base units."""
+        return {(chain, asset): amount for (owner, chain, asset), amount in self.balances.items() if owner == account and amount}
+
+    def conservation_failures(self) -> list[str]:
+        """One line per (chain, asset) where credited != held + reserved + insurance + paid out."""
+        pools = set(self.credited) | set(self.paid_out) | set(self.insurance)
+        pools |= {(chain, asset) for (_, chain, asset) in self.balances}
+        pools |= {(r.line[1], r.line[2]) for r in self.reservations.values()}
+        failures = []
+        for pool in sorted(pools):
+            credited = self.credited.get(pool, 0)
+            held, reserved = self.held(pool), self.reserved(pool)
+            insurance, paid = self.insurance.get(pool, 0), self.paid_out.get(pool, 0)
+            if credited != held + reserved + insurance + paid or min(held, reserved, insurance, paid) < 0:
+                failures.append(
+                    f"chain {pool[0]} {pool[1]}: credited {credited} != held {held} + reserved {reserved}"
+                    f" + insurance {insurance} + paid out {paid}"
+                )
+        return failures
+
+    # --- changing ------------------------------------------------------------------------------
+
+    def credit(self, line: Line, amount: int) -> None:
+        """An accepted claim: `amount` more base units in `line`; settles waiting payouts."""
+        if amount <= 0:
+            raise LedgerError(f"a credit must be positive, got {amount}")
+        pool = (line[1], line[2])
+        self.credited[pool] = self.credited.get(pool, 0) + amount
+        self._add(line, amount)
+        self.changed_pools.add(pool)
+        for pending in sorted(self.pending_payouts.values(), key=lambda p: p.order_id):
+            if pending.line == line and self.balance(line) >= pending.amount:
+                del self.pending_payouts[pending.order_id]
+                self.changed_orders.add(pending.order_id)
+                self._pay(pending.line, pending.amount)
+
+    def reserve(self, reservation: Reservation) -> None:
+        """Set `reservation.amount` aside for a signed order."""
+        if reservation.order_id in self.reservations or reservation.order_id in self.settled_orders:
+            raise LedgerError(f"order {reservation.order_id.hex()} is already reserved or paid")
+        if reservation.amount <= 0:
+            raise LedgerError(f"an order must pay a positive amount, got {reservation.amount}")
+        held = self.balance(reservation.line)
+        if reservation.amount > held:
+            raise LedgerError(f"{reservation.line[2]} on chain {reservation.line[1]}: {reservation.amount} asked, {held} held")
+        self._add(reservation.line, -reservation.amount)
+        self.reservations[reservation.order_id] = reservation
+        self.changed_orders.add(reservation.order_id)
+
+    def settle(self, kind: OrderKind, order_id: bytes, line: Line, amount: int) -> str:
+        """A certified payout (`Released` or `Seized`); returns how it was applied.
+
+        Applied once per order id. When this node reserved exactly this order, the reservation
+        becomes paid out. Otherwise (another content under the id, or an order it never
+        signed), any reservation under the id goes back first and the amount comes out of the
+        holding, or waits in `pending_payouts` while the holding lacks it."""
+        if order_id in self.settled_orders or order_id in self.pending_payouts:
+            return "duplicate"
+        self.settled_orders.add(order_id)
+        self.changed_orders.add(order_id)
+        if kind is OrderKind.SEIZE:
+            self.seize_nonces[line] = self.seize_nonces.get(line, 0) + 1
+            self.changed_lines.add(line)
+        reservation = self.reservations.pop(order_id, None)
+        if reservation is not None and (reservation.kind, reservation.line, reservation.amount) == (kind, line, amount):
+            pool = (line[1], line[2])
+            self.paid_out[pool] = self.paid_out.get(pool, 0) + amount
+            self.changed_pools.add(pool)
+            return "reserved"
+        if reservation is not None:
+            self._add(reservation.line, reservation.amount)
+        if self.balance(line) >= amount:
+            self._pay(line, amount)
+            return "debited"
+        self.pending_payouts[order_id] = PendingPayout(order_id, kind, line, amount)
+        return "pending"
+
+    def expire(self, chain_id: int, chain_time: int) -> list[Reservation]:
+        """Give back reservations on `chain_id` whose deadline is before `chain_time`.
+
+        The caller passes the timestamp of a block up to which every certified payout of that
+        chain has been applied: an order still reserved then was never paid, and can't be."""
+        expired = [r for r in self.reservations.values() if r.line[1] == chain_id and r.deadline < chain_time]
+        for reservation in sorted(expired, key=lambda r: r.order_id):
+            del self.reservations[reservation.order_id]
+            self.changed_orders.add(reservation.order_id)
+            self._add(reservation.line, reservation.amount)
+        return expired
+
+    def take_changes(self) -> tuple[set[Line], set[Pool], set[bytes]]:
+        """What changed since the last call (for the store to write), and forget it."""
+        changes = (self.changed_lines, self.changed_pools, self.changed_orders)
+        self.changed_lines, self.changed_pools, self.changed_orders = set(), set(), set()
+        return changes
+
+    def _add(self, line: Line, delta: int) -> None:
+        balance = self.balances.get(line, 0) + delta
+        if balance < 0:
+            raise LedgerError(f"{line[2]} on chain {line[1]} of {line[0]} would go negative")
+        if balance:
+            self.balances[line] = balance
+        else:
+            self.balances.pop(line, None)
+        self.changed_lines.add(line)
+
+    def _pay(self, line: Line, amount: int) -> None:
+        self._add(line, -amount)
+        pool = (line[1], line[2])
+        self.paid_out[pool] = self.paid_out.get(pool, 0) + amount
+        self.changed_pools.add(pool)

@@ -1,0 +1,431 @@
+"""The clearing tables of a node's SQLite file: what the node observed, and its ledger.
+
+One connection, owned by the node's event loop: the chain followers write observed facts and
+their cursor in one transaction; the processor writes every ledger, position and price change
+together with the input that caused it. Amounts are decimal strings of integer base units
+(SQLite integers stop at 2^63, token amounts do not).
+
+Schema versions live in `PRAGMA user_version`; `MIGRATIONS[k]` takes a file from version k to
+k + 1, so a node opening an older file brings it up to date before anything else runs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from crossclear.store._database import open_database
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE clearing_cursors (
+        network TEXT PRIMARY KEY,
+        chain_id INTEGER NOT NULL,
+        block_number INTEGER NOT NULL,
+        block_hash BLOB NOT NULL,
+        block_timestamp INTEGER NOT NULL
+    );
+    CREATE TABLE clearing_observed (
+        digest BLOB PRIMARY KEY,
+        kind INTEGER NOT NULL,
+        chain_id INTEGER NOT NULL,
+        emitter BLOB NOT NULL,
+        block_number INTEGER NOT NULL,
+        block_hash BLOB NOT NULL,
+        root BLOB NOT NULL,
+        leaf_count INTEGER NOT NULL,
+        block_timestamp INTEGER NOT NULL,
+        events BLOB,
+        applied INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX clearing_observed_open ON clearing_observed (applied, chain_id, block_number);
+    CREATE TABLE clearing_certified_roots (
+        chain_id INTEGER NOT NULL,
+        vault BLOB NOT NULL,
+        root BLOB NOT NULL,
+        block_number INTEGER NOT NULL,
+        PRIMARY KEY (chain_id, vault, root)
+    );
+    CREATE TABLE clearing_chain_time (
+        chain_id INTEGER PRIMARY KEY,
+        block_number INTEGER NOT NULL,
+        block_timestamp INTEGER NOT NULL
+    );
+    CREATE TABLE clearing_claims (
+        nullifier TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        chain_id INTEGER NOT NULL,
+        asset TEXT NOT NULL,
+        amount TEXT NOT NULL,
+        public_signals TEXT NOT NULL,
+        proof TEXT NOT NULL,
+        sequence INTEGER NOT NULL
+    );
+    CREATE TABLE clearing_balances (
+        account TEXT NOT NULL,
+        chain_id INTEGER NOT NULL,
+        asset TEXT NOT NULL,
+        amount TEXT NOT NULL,
+        seize_nonce INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account, chain_id, asset)
+    );
+    CREATE TABLE clearing_pools (
+        chain_id INTEGER NOT NULL,
+        asset TEXT NOT NULL,
+        credited TEXT NOT NULL,
+        paid_out TEXT NOT NULL,
+        insurance TEXT NOT NULL,
+        PRIMARY KEY (chain_id, asset)
+    );
+    CREATE TABLE clearing_orders (
+        order_id BLOB PRIMARY KEY,
+        kind TEXT NOT NULL,
+        account TEXT NOT NULL,
+        chain_id INTEGER NOT NULL,
+        asset TEXT NOT NULL,
+        amount TEXT NOT NULL,
+        deadline INTEGER NOT NULL,
+        token TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        state TEXT NOT NULL
+    );
+    CREATE TABLE clearing_positions (
+        position_id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        chain_id INTEGER NOT NULL,
+        underlying TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        size TEXT NOT NULL,
+        price TEXT NOT NULL,
+        strike TEXT NOT NULL,
+        expiry INTEGER NOT NULL
+    );
+    CREATE TABLE clearing_prices (
+        name TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        answer TEXT NOT NULL,
+        decimals INTEGER NOT NULL,
+        PRIMARY KEY (name, updated_at)
+    );
+    CREATE TABLE clearing_ignored (
+        chain_id INTEGER NOT NULL,
+        block_number INTEGER NOT NULL,
+        log_index INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (chain_id, block_number, log_index)
+    );
+    """,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedRow:
+    """A fact this node observed (and signed), as stored."""
+
+    digest: bytes
+    """EIP-712 digest of the signed observation."""
+    kind: int
+    """ObservationKind value."""
+    chain_id: int
+    """Observed chain."""
+    emitter: bytes
+    """20-byte contract address."""
+    block_number: int
+    """Block height."""
+    block_hash: bytes
+    """32-byte block hash."""
+    root: bytes
+    """Root or events digest."""
+    leaf_count: int
+    """Leaf or event count."""
+    block_timestamp: int
+    """Block timestamp."""
+    events: bytes | None
+    """Events encoding (EVENTS facts)."""
+    applied: bool
+    """True once the processor applied it."""
+
+
+@dataclass(frozen=True, slots=True)
+class CursorRow:
+    """Where one chain's follower resumes."""
+
+    chain_id: int
+    """Chain id."""
+    block_number: int
+    """Last block fully handled."""
+    block_hash: bytes
+    """Its hash."""
+    block_timestamp: int
+    """Its timestamp."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRow:
+    """A credited claim."""
+
+    nullifier: int
+    """The claim's nullifier (each credits once)."""
+    account: str
+    """Credited account, lowercase 0x."""
+    chain_id: int
+    """Chain of the vault holding the deposit."""
+    asset: str
+    """Asset name."""
+    amount: int
+    """Base units credited."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    """An order this node signed, and what became of it."""
+
+    order_id: bytes
+    """Vault release or seize id."""
+    kind: str
+    """"release" or "seize"."""
+    account: str
+    """Account the amount comes from."""
+    chain_id: int
+    """Chain of the vault that pays."""
+    asset: str
+    """Asset name."""
+    amount: int
+    """Base units."""
+    deadline: int
+    """Chain time after which the vault refuses it."""
+    token: str
+    """Token the vault pays."""
+    recipient: str
+    """Who the vault pays."""
+    reference: str
+    """Release: claim nullifier; seize: line nonce."""
+    state: str
+    """"open", "paid" or "expired"."""
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRow:
+    """An open position, in the Market's own integers."""
+
+    account: str
+    """Trader, lowercase 0x."""
+    chain_id: int
+    """Chain of the Market."""
+    underlying: str
+    """Underlying name."""
+    kind: int
+    """Margin instrument kind (perp, call, put)."""
+    size: int
+    """Signed size, 18 decimals."""
+    price: int
+    """Entry price or premium, 18 decimals."""
+    strike: int
+    """Strike, 18 decimals (0 for perpetuals)."""
+    expiry: int
+    """Expiry, Unix seconds (0 for perpetuals)."""
+
+
+class ClearingStore:
+    """The clearing tables, on one connection, with explicit transactions."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.connection = open_database(self.path)
+        self._depth = 0
+        migrate(self.connection)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All writes inside commit together or not at all; nested use joins the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.connection
+            finally:
+                self._depth -= 1
+            return
+        self.connection.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self.connection
+        except BaseException:
+            self._depth = 0
+            self.connection.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.connection.execute("COMMIT")
+
+    # --- observation -----------------------------------------------------------------------
+
+    def cursor(self, network: str) -> CursorRow | None:
+        row = self.connection.execute(
+            "SELECT chain_id, block_number, block_hash, block_timestamp FROM clearing_cursors WHERE network = ?", (network,)
+        ).fetchone()
+        return None if row is None else CursorRow(int(row[0]), int(row[1]), bytes(row[2]), int(row[3]))
+
+    def cursors(self) -> dict[int, CursorRow]:
+        rows = self.connection.execute("SELECT chain_id, block_number, block_hash, block_timestamp FROM clearing_cursors").fetchall()
+        return {int(r[0]): CursorRow(int(r[0]), int(r[1]), bytes(r[2]), int(r[3])) for r in rows}
+
+    def save_cursor(self, network: str, cursor: CursorRow) -> None:
+        self.connection.execute(
+            "INSERT INTO clearing_cursors VALUES (?, ?, ?, ?, ?) ON CONFLICT(network) DO UPDATE SET chain_id = excluded.chain_id,"
+            " block_number = excluded.block_number, block_hash = excluded.block_hash, block_timestamp = excluded.block_timestamp",
+            (network, cursor.chain_id, cursor.block_number, cursor.block_hash, cursor.block_timestamp),
+        )
+
+    def insert_observed(self, row: ObservedRow) -> None:
+        self.connection.execute(
+            "INSERT OR IGNORE INTO clearing_observed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (row.digest, row.kind, row.chain_id, row.emitter, row.block_number, row.block_hash, row.root, row.leaf_count,
+             row.block_timestamp, row.events, int(row.applied)),
+        )
+
+    def unapplied(self) -> list[ObservedRow]:
+        """Observed facts not yet applied, per chain in block order."""
+        rows = self.connection.execute(
+            "SELECT * FROM clearing_observed WHERE applied = 0 ORDER BY chain_id, block_number, emitter"
+        ).fetchall()
+        return [ObservedRow(bytes(r[0]), r[1], r[2], bytes(r[3]), r[4], bytes(r[5]), bytes(r[6]), r[7], r[8],
+                            None if r[9] is None else bytes(r[9]), bool(r[10])) for r in rows]
+
+    def mark_applied(self, digest: bytes) -> None:
+        self.connection.execute("UPDATE clearing_observed SET applied = 1 WHERE digest = ?", (digest,))
+
+    def add_certified_root(self, chain_id: int, vault: bytes, root: bytes, block_number: int) -> None:
+        self.connection.execute("INSERT OR IGNORE INTO clearing_certified_roots VALUES (?, ?, ?, ?)", (chain_id, vault, root, block_number))
+
+    def certified_roots(self) -> set[tuple[int, bytes, bytes]]:
+        return {(int(r[0]), bytes(r[1]), bytes(r[2])) for r in self.connection.execute("SELECT chain_id, vault, root FROM clearing_certified_roots")}
+
+
+    # --- claims ----------------------------------------------------------------------------
+
+    def insert_claim(self, nullifier: int, account: str, chain_id: int, asset: str, amount: int, public_signals: str, proof: str) -> bool:
+        """Record a credited claim; False when its nullifier is already there (nothing written)."""
+        sequence = self.connection.execute("SELECT COUNT(*) FROM clearing_claims").fetchone()[0]
+        cursor = self.connection.execute(
+            "INSERT OR IGNORE INTO clearing_claims VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (str(nullifier), account, chain_id, asset, str(amount), public_signals, proof, sequence),
+        )
+        return cursor.rowcount == 1
+
+    def claim(self, nullifier: int) -> ClaimRow | None:
+        row = self.connection.execute(
+            "SELECT nullifier, account, chain_id, asset, amount FROM clearing_claims WHERE nullifier = ?", (str(nullifier),)
+        ).fetchone()
+        return None if row is None else ClaimRow(int(row[0]), row[1], int(row[2]), row[3], int(row[4]))
+
+    def claim_count(self) -> int:
+        return int(self.connection.execute("SELECT COUNT(*) FROM clearing_claims").fetchone()[0])
+
+    # --- ledger ----------------------------------------------------------------------------
+
+    def save_balance(self, account: str, chain_id: int, asset: str, amount: int, seize_nonce: int) -> None:
+        if amount == 0 and seize_nonce == 0:
+            self.connection.execute("DELETE FROM clearing_balances WHERE account = ? AND chain_id = ? AND asset = ?", (account, chain_id, asset))
+            return
+        self.connection.execute(
+            "INSERT INTO clearing_balances VALUES (?, ?, ?, ?, ?) ON CONFLICT(account, chain_id, asset)"
+            " DO UPDATE SET amount = excluded.amount, seize_nonce = excluded.seize_nonce",
+            (account, chain_id, asset, str(amount), seize_nonce),
+        )
+
+    def balances(self) -> list[tuple[str, int, str, int, int]]:
+        rows = self.connection.execute("SELECT account, chain_id, asset, amount, seize_nonce FROM clearing_balances").fetchall()
+        return [(r[0], int(r[1]), r[2], int(r[3]), int(r[4])) for r in rows]
+
+    def save_pool(self, chain_id: int, asset: str, credited: int, paid_out: int, insurance: int) -> None:
+        self.connection.execute(
+            "INSERT INTO clearing_pools VALUES (?, ?, ?, ?, ?) ON CONFLICT(chain_id, asset)"
+            " DO UPDATE SET credited = excluded.credited, paid_out = excluded.paid_out, insurance = excluded.insurance",
+            (chain_id, asset, str(credited), str(paid_out), str(insurance)),
+        )
+
+    def pools(self) -> list[tuple[int, str, int, int, int]]:
+        rows = self.connection.execute("SELECT chain_id, asset, credited, paid_out, insurance FROM clearing_pools").fetchall()
+        return [(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+    def save_order(self, row: OrderRow) -> None:
+        self.connection.execute(
+            "INSERT INTO clearing_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(order_id) DO UPDATE SET"
+            " kind = excluded.kind, account = excluded.account, chain_id = excluded.chain_id, asset = excluded.asset,"
+            " amount = excluded.amount, deadline = excluded.deadline, token = excluded.token, recipient = excluded.recipient,"
+            " reference = excluded.reference, state = excluded.state",
+            (row.order_id, row.kind, row.account, row.chain_id, row.asset, str(row.amount), row.deadline, row.token,
+             row.recipient, row.reference, row.state),
+        )
+
+    def orders(self) -> list[OrderRow]:
+        rows = self.connection.execute("SELECT * FROM clearing_orders ORDER BY order_id").fetchall()
+        return [OrderRow(bytes(r[0]), r[1], r[2], int(r[3]), r[4], int(r[5]), int(r[6]), r[7], r[8], r[9], r[10]) for r in rows]
+
+    def order(self, order_id: bytes) -> OrderRow | None:
+        r = self.connection.execute("SELECT * FROM clearing_orders WHERE order_id = ?", (order_id,)).fetchone()
+        return None if r is None else OrderRow(bytes(r[0]), r[1], r[2], int(r[3]), r[4], int(r[5]), int(r[6]), r[7], r[8], r[9], r[10])
+
+    def drawn_on_claim(self, nullifier: int) -> int:
+        """Base units of open or paid releases drawing on one claim."""
+        rows = self.connection.execute(
+            "SELECT amount FROM clearing_orders WHERE kind = 'release' AND reference = ? AND state IN ('open', 'paid')", (str(nullifier),)
+        ).fetchall()
+        return sum(int(r[0]) for r in rows)
+
+    # --- positions, prices, chain time -------------------------------------------------------
+
+    def save_position(self, position_id: str, row: PositionRow | None) -> None:
+        if row is None:
+            self.connection.execute("DELETE FROM clearing_positions WHERE position_id = ?", (position_id,))
+            return
+        self.connection.execute(
+            "INSERT OR REPLACE INTO clearing_positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (position_id, row.account, row.chain_id, row.underlying, row.kind, str(row.size), str(row.price), str(row.strike), row.expiry),
+        )
+
+    def positions(self) -> list[tuple[str, PositionRow]]:
+        rows = self.connection.execute("SELECT * FROM clearing_positions ORDER BY position_id").fetchall()
+        return [(r[0], PositionRow(r[1], int(r[2]), r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7]), int(r[8]))) for r in rows]
+
+    def save_price(self, name: str, updated_at: int, answer: int, decimals: int) -> None:
+        self.connection.execute("INSERT OR IGNORE INTO clearing_prices VALUES (?, ?, ?, ?)", (name, updated_at, str(answer), decimals))
+
+    def prices(self) -> list[tuple[str, int, int, int]]:
+        rows = self.connection.execute("SELECT name, updated_at, answer, decimals FROM clearing_prices ORDER BY name, updated_at").fetchall()
+        return [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+    def save_chain_time(self, chain_id: int, block_number: int, block_timestamp: int) -> None:
+        self.connection.execute("INSERT OR REPLACE INTO clearing_chain_time VALUES (?, ?, ?)", (chain_id, block_number, block_timestamp))
+
+    def chain_times(self) -> dict[int, tuple[int, int]]:
+        return {int(r[0]): (int(r[1]), int(r[2])) for r in self.connection.execute("SELECT * FROM clearing_chain_time")}
+
+    def record_ignored(self, chain_id: int, block_number: int, log_index: int, reason: str) -> None:
+        self.connection.execute("INSERT OR IGNORE INTO clearing_ignored VALUES (?, ?, ?, ?)", (chain_id, block_number, log_index, reason))
+
+    def ignored(self) -> list[tuple[int, int, int, str]]:
+        rows = self.connection.execute("SELECT * FROM clearing_ignored ORDER BY chain_id, block_number, log_index").fetchall()
+        return [(int(r[0]), int(r[1]), int(r[2]), str(r[3])) for r in rows]
+
+
+def migrate(connection: sqlite3.Connection) -> int:
+    """Bring the file's clearing schema to the newest version; returns that version."""
+    version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+    if version > len(MIGRATIONS):
+        raise RuntimeError(f"the node's database is at schema version {version}, newer than this crossclear ({len(MIGRATIONS)}): upgrade crossclear")
+    for target in range(version, len(MIGRATIONS)):
+        # One script per step, its own transaction: executescript would commit a pending one.
+        try:
+            connection.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[target]}; PRAGMA user_version = {target + 1}; COMMIT;")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)
