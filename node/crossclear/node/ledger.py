@@ -103,6 +103,13 @@ class Ledger:
     def balance(self, line: Line) -> int:
         return self.balances.get(line, 0)
 
+    def margin_units(self, line: Line) -> int:
+        """What margin counts for a holding: its free units plus units reserved by seize orders
+        not yet paid (still the account's until the vault pays; otherwise signing a seize would
+        make the account look emptier and keep it liquidatable after the market recovers)."""
+        seizing = sum(r.amount for r in self.reservations.values() if r.kind is OrderKind.SEIZE and r.line == line)
+        return self.balance(line) + seizing
+
     def reserved(self, pool: Pool) -> int:
         return sum(r.amount for r in self.reservations.values() if (r.line[1], r.line[2]) == pool)
 

@@ -214,7 +214,6 @@ class Processor:
             line = (account, chain_id, asset)
             if amount:
                 ledger.balances[line] = amount
-                self._state.set_collateral(account, chain_id, asset, amount)
             if nonce:
                 ledger.seize_nonces[line] = nonce
         for chain_id, asset, credited, paid_out, insurance in store.pools():
@@ -231,6 +230,9 @@ class Processor:
             elif row.state == "pending":
                 ledger.pending_payouts[row.order_id] = PendingPayout(row.order_id, kind, line, row.amount)
         ledger.take_changes()
+        for line in {*ledger.balances, *(r.line for r in ledger.reservations.values())}:
+            if ledger.margin_units(line):
+                self._state.set_collateral(line[0], line[1], line[2], ledger.margin_units(line))
         for position_id, position in store.positions():
             self._state.set_position(position.account, position_id, _record(position))
         for name, updated_at, answer, decimals in store.prices():
@@ -265,13 +267,16 @@ class Processor:
             batch = [message]
             while not self.queue.empty() and len(batch) < 1000:
                 batch.append(self.queue.get_nowait())
-            for item in batch:
-                try:
-                    await self._handle(item)
-                except Exception:  # one bad message must not stop the node's clearing
-                    _log.exception("processor: %s failed", type(item).__name__)
-            if self.snapshot is None or self._state.height != self.snapshot.height:
-                await self._publish()
+            try:
+                for item in batch:
+                    try:
+                        await self._handle(item)
+                    except Exception:  # one bad message must not stop the node's clearing
+                        _log.exception("processor: %s failed", type(item).__name__)
+                await self._publish_if_changed()
+            finally:
+                for _ in batch:
+                    self.queue.task_done()  # `await queue.join()` returns once all is handled and published
 
     async def _handle(self, message: Message) -> None:
         if isinstance(message, ChainProgress):
@@ -523,7 +528,7 @@ class Processor:
         for line in sorted(lines):
             balance = self.ledger.balance(line)
             self._store.save_balance(line[0], line[1], line[2], balance, self.ledger.seize_nonces.get(line, 0))
-            self._state.set_collateral(line[0], line[1], line[2], balance)
+            self._state.set_collateral(line[0], line[1], line[2], self.ledger.margin_units(line))
         for pool in sorted(pools):
             self._store.save_pool(pool[0], pool[1], self.ledger.credited.get(pool, 0), self.ledger.paid_out.get(pool, 0), self.ledger.insurance.get(pool, 0))
         for order_id in sorted(o for o in self.ledger.pending_payouts if o not in self._pending_saved()):

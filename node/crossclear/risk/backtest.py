@@ -1,0 +1,185 @@
+"""Backtests: margin each account every day with the history up to that day, then compare the
+margin with the loss the book really made over the next h days.
+
+The book is held at constant moneyness and notional: every day each position is re-struck
+at that day's price level, so a 20-year backtest margins the same kind of book throughout
+(a fixed strike of 1,300 on the S&P 500 would be deep in or out of the money for most of
+1999-2018). Black-76 and perpetual values are homogeneous in (price, strike), so this is the
+ACCOUNTS book at the RISK file's prices, moved by each day's returns: the v2 scenarios are
+the returns of the window ending that day, the realised move is ln(P_(t+h) / P_t), revalued as
+in step 6 (time to expiry T - h/365, implied vol unchanged). v1's grid, whose inputs (price,
+vol, scan range) are the RISK file's, asks the same margin every day.
+
+Work splits by account: every account's figures come from the same per-day tables, computed
+the same way on every worker, so any split gives the same bits as one process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from crossclear._errors import UsageError
+from crossclear.margin import MarginInputs, Mode
+from crossclear.margin._kernel_api import compute_margin
+from crossclear.margin._model import Book, FloatArray
+from crossclear.margin.methodology import instrument_value
+from crossclear.risk._inputs import closes_for_market, underlyings_in_use
+from crossclear.risk._kernel_api import RiskKernel, shard_bounds
+from crossclear.risk._model import EsResult, FhsParams, History
+from crossclear.risk.fhs import DAYS_PER_YEAR
+
+#: (model, mode) columns of a backtest, in report order.
+GRID_MODES = tuple(("grid", mode.label) for mode in Mode)
+FHS_MODES = (("fhs", "portfolio"),)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class BacktestSpec:
+    """What a backtest runs on; the same for every shard of accounts."""
+
+    margin: MarginInputs
+    """ACCOUNTS book, instruments and the RISK market (reference prices, vols, scan ranges)."""
+    fhs: FhsParams
+    """v2 parameters (h, L, alpha also set the backtest's horizon, warm-up and level)."""
+    history: History
+    """Daily closes; must hold every underlying a position uses."""
+    first: int
+    """Row of the first backtest day (needs L rows before it)."""
+    last: int
+    """Row of the last backtest day (needs h rows after it)."""
+    models: tuple[str, ...]
+    """"grid", "fhs" or both."""
+
+    @property
+    def days(self) -> int:
+        """Backtest days."""
+        return self.last - self.first + 1
+
+    @property
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        """(model, mode) pairs margined."""
+        return (GRID_MODES if "grid" in self.models else ()) + (FHS_MODES if "fhs" in self.models else ())
+
+
+@dataclass(frozen=True)
+class BacktestArrays:
+    """Per day and account figures of a backtest (days x accounts, or columns x days x accounts)."""
+
+    mm: FloatArray
+    """Maintenance margin, columns x days x accounts (columns: BacktestSpec.columns)."""
+    required: FloatArray
+    """Collateral required, columns x days x accounts."""
+    loss: FloatArray
+    """Realised loss over the next h days, days x accounts."""
+
+
+def select_days(history: History, fhs: FhsParams, start: str, stop: str, label: str) -> tuple[int, int]:
+    """Rows of the first and last backtest day between dates start and stop (inclusive)."""
+    dates = history.dates
+    first = next((row for row, date in enumerate(dates) if date >= start), None)
+    last = next((row for row in range(len(dates) - 1, -1, -1) if dates[row] <= stop), None)
+    if first is None or last is None or last < first:
+        raise UsageError(f"{label}: no rows between {start} and {stop} (the file covers {dates[0]} to {dates[-1]})")
+    lookback, horizon = fhs.fhs_lookback_days, fhs.fhs_mpor_days
+    if first < lookback:
+        raise UsageError(
+            f"{label}: row {first + 2}: the first day {dates[first]} has {first} closes before it, "
+            f"the lookback needs L = {lookback} (first possible day: {dates[lookback] if lookback < len(dates) else 'none'})"
+        )
+    last = min(last, len(dates) - 1 - horizon)
+    if last < first:
+        raise UsageError(f"{label}: row {len(dates) + 1}: no day in range has the {horizon} later closes the realised loss needs")
+    return first, last
+
+
+def _subbook(book: Book, start: int, stop: int) -> Book:
+    position_begin, position_end = int(book.position_offsets[start]), int(book.position_offsets[stop])
+    collateral_begin, collateral_end = int(book.collateral_offsets[start]), int(book.collateral_offsets[stop])
+    return Book(
+        position_offsets=book.position_offsets[start : stop + 1] - position_begin,
+        position_instrument=book.position_instrument[position_begin:position_end],
+        position_chain=book.position_chain[position_begin:position_end],
+        position_qty=book.position_qty[position_begin:position_end],
+        position_entry=book.position_entry[position_begin:position_end],
+        collateral_offsets=book.collateral_offsets[start : stop + 1] - collateral_begin,
+        collateral_asset=book.collateral_asset[collateral_begin:collateral_end],
+        collateral_chain=book.collateral_chain[collateral_begin:collateral_end],
+        collateral_amount=book.collateral_amount[collateral_begin:collateral_end],
+    )
+
+
+def run_shard(spec: BacktestSpec, start: int, stop: int, progress: Progress | None = None) -> BacktestArrays:
+    """The backtest of accounts start..stop-1 of the spec's book."""
+    margin, fhs = spec.margin, spec.fhs
+    book = _subbook(margin.book, start, stop)
+    accounts, days, columns = stop - start, spec.days, spec.columns
+    mm = np.zeros((len(columns), days, accounts))
+    required = np.zeros((len(columns), days, accounts))
+    loss = np.zeros((days, accounts))
+    market, instruments = margin.market, margin.instruments
+
+    if "grid" in spec.models:
+        grid = compute_margin(margin.params, market, instruments, book)
+        for column, mode in enumerate(Mode):
+            mm[column] = grid.mm[:, mode]
+            required[column] = grid.required[:, mode]
+    fhs_column = columns.index(FHS_MODES[0]) if "fhs" in spec.models else -1
+
+    spot = market.underlying_price[instruments.underlying]
+    vol = market.underlying_vol[instruments.underlying]
+    remaining = np.maximum(0.0, instruments.expiry_years - fhs.fhs_mpor_days / DAYS_PER_YEAR)
+    mark = instrument_value(instruments.kind, spot, vol, instruments.strike, instruments.expiry_years)
+    owner = np.repeat(np.arange(accounts), np.diff(book.position_offsets))
+    in_use = [market.underlying_names.index(name) for name in underlyings_in_use(margin)]
+    history_columns = [spec.history.column(market.underlying_names[u]) for u in in_use]
+    rows = fhs.fhs_lookback_days + 1
+    result = EsResult.empty(accounts)
+    for day in range(days):
+        row = spec.first + day
+        if fhs_column >= 0:
+            closes = closes_for_market(spec.history, margin, row, rows)
+            RiskKernel(fhs, margin.params, market, instruments, closes).compute(book, result)
+            mm[fhs_column, day] = result.mm
+            required[fhs_column, day] = result.required
+        # Realised: each underlying's log move from day t to t + h, on the re-struck book.
+        move = np.zeros(len(market.underlying_names))
+        later, now = spec.history.closes[row + fhs.fhs_mpor_days, history_columns], spec.history.closes[row, history_columns]
+        move[in_use] = np.log(later) - np.log(now)
+        realised_value = instrument_value(instruments.kind, spot * np.exp(move[instruments.underlying]), vol, instruments.strike, remaining)
+        pnl = book.position_qty * (realised_value - mark)[book.position_instrument]
+        loss[day] = -np.bincount(owner, weights=pnl, minlength=accounts) + 0.0
+        if progress is not None:
+            progress(day + 1, days)
+    return BacktestArrays(mm=mm, required=required, loss=loss)
+
+
+def run_local(spec: BacktestSpec, shards: int = 1, progress: Progress | None = None) -> BacktestArrays:
+    """The whole backtest in this process, shard by shard (shards only change the split)."""
+    parts = [run_shard(spec, start, stop, progress if index == 0 else None) for index, (start, stop) in enumerate(shard_bounds(spec.margin.book.account_count, shards))]
+    return combine(parts)
+
+
+def combine(parts: list[BacktestArrays]) -> BacktestArrays:
+    """Shards' arrays side by side, in account order."""
+    return BacktestArrays(
+        mm=np.concatenate([part.mm for part in parts], axis=2),
+        required=np.concatenate([part.required for part in parts], axis=2),
+        loss=np.concatenate([part.loss for part in parts], axis=1),
+    )
+
+
+def book_type(account_id: str) -> str:
+    """An account's book type: its id without a trailing "-<number>"."""
+    head, _, tail = account_id.rpartition("-")
+    return head if head and tail.isdigit() else account_id
+
+
+def account_days_per_second(accounts: int, days: int, seconds: float) -> float:
+    """Throughput figure of the benchmark."""
+    return accounts * days / seconds if seconds > 0 else math.inf
