@@ -30,7 +30,7 @@ from crossclear.chains.config import Finality
 from crossclear.chains.conformance import StreamFollower, collect_batches, reached, run
 from crossclear.chains.cursor_store import CursorStore
 from crossclear.chains.evm import EvmChainAdapter
-from crossclear.chains.vault_orders import ReleaseOrder, SeizeOrder, VaultDomain, quorum_signatures, sign
+from crossclear.chains.vault_orders import NO_DEADLINE, ReleaseOrder, SeizeOrder, VaultDomain, quorum_signatures, sign
 from crossclear.devnet.chain import DevChain
 from crossclear.devnet.deploy import deploy_contract
 from crossclear.zk import secret_hash
@@ -119,7 +119,7 @@ def test_quorum_payouts_are_observed_as_released_and_seized(chain: DevChain) -> 
     account, recipient, token = chain.accounts[1].address, chain.accounts[8].address, chain.token("USDC")
     _deposit(chain, 500)
     release = ReleaseOrder(b"\x01" * 32, account, token, 200, recipient)
-    seize = SeizeOrder(b"\x02" * 32, account, token, 100, recipient)
+    seize = SeizeOrder(b"\x02" * 32, account, token, 100, recipient, NO_DEADLINE)
     vault = chain.vault
     sender = {"from": chain.accounts[0].address}
     for order in (release, seize):
@@ -127,7 +127,7 @@ def test_quorum_payouts_are_observed_as_released_and_seized(chain: DevChain) -> 
         if isinstance(order, ReleaseOrder):
             call = vault.functions.release(order.release_id, order.account, order.token, order.amount, order.recipient, order.deadline, signatures)
         else:
-            call = vault.functions.seize(order.seize_id, order.account, order.token, order.amount, order.recipient, signatures)
+            call = vault.functions.seize(order.seize_id, order.account, order.token, order.amount, order.recipient, order.deadline, signatures)
         call.transact(sender)
     head = chain.anvil.block_number()
     batches = run(_stream_until(EvmChainAdapter(chain.adapter_config()), Cursor.before(chain.anvil.chain_id, head - 1), head))

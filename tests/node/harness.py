@@ -9,7 +9,7 @@ answer yes for its digest.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,27 +57,32 @@ NAMES = {
 FEED_CHAINS = {"ETH": CHAIN, "WETH": CHAIN, "USDC": CHAIN, "BTC": CHAIN, "WBTC": CHAIN}
 
 
-def base(contract: str, block: int, log_index: int, timestamp: int) -> dict[str, Any]:
+def base(contract: str, block: int, log_index: int, timestamp: int, chain_id: int = CHAIN) -> dict[str, Any]:
     return {
-        "chain_id": CHAIN, "contract": contract, "block_number": block, "block_hash": block.to_bytes(32, "big"),
+        "chain_id": chain_id, "contract": contract, "block_number": block, "block_hash": block.to_bytes(32, "big"),
         "block_timestamp": timestamp, "tx_hash": bytes([log_index % 256]) * 32, "log_index": log_index,
     }
 
 
-def price(block: int, log_index: int, timestamp: int, feed: str, dollars: int, decimals: int = 8) -> PriceUpdated:
+def price(block: int, log_index: int, timestamp: int, feed: str, dollars: int, decimals: int = 8, chain_id: int = CHAIN) -> PriceUpdated:
     asset = {ETH_FEED: WETH, USDC_FEED: USDC}.get(feed, "0x" + "ab" * 20)
-    return PriceUpdated(**base(feed, block, log_index, timestamp), asset=asset, answer=dollars * 10**decimals, decimals=decimals, round_id=block, updated_at=timestamp)
+    return PriceUpdated(**base(feed, block, log_index, timestamp, chain_id), asset=asset, answer=dollars * 10**decimals, decimals=decimals, round_id=block, updated_at=timestamp)
 
 
-def perp(block: int, log_index: int, timestamp: int, trader: str, position_id: int, size: float, entry: float, is_open: bool = True) -> PositionChanged:
+def perp(
+    block: int, log_index: int, timestamp: int, trader: str, position_id: int, size: float, entry: float, is_open: bool = True, chain_id: int = CHAIN
+) -> PositionChanged:
     return PositionChanged(
-        **base(MARKET, block, log_index, timestamp), position_id=position_id, trader=trader, underlying=WETH,
+        **base(MARKET, block, log_index, timestamp, chain_id), position_id=position_id, trader=trader, underlying=WETH,
         kind=InstrumentKind.PERPETUAL, size=int(size * 10**18), price=int(entry * 10**18), strike=0, expiry=0, is_call=False, is_open=is_open,
     )
 
 
-def payout(kind: type[Released] | type[Seized], block: int, log_index: int, timestamp: int, order_id: bytes, account: str, token: str, amount: int, recipient: str) -> Released | Seized:
-    return kind(**base(VAULT, block, log_index, timestamp), order_id=order_id, account=account, asset=token, amount=amount, recipient=recipient)
+def payout(
+    kind: type[Released] | type[Seized], block: int, log_index: int, timestamp: int, order_id: bytes, account: str, token: str, amount: int, recipient: str,
+    chain_id: int = CHAIN, vault: str = VAULT,
+) -> Released | Seized:
+    return kind(**base(vault, block, log_index, timestamp, chain_id), order_id=order_id, account=account, asset=token, amount=amount, recipient=recipient)
 
 
 def claim(account: str, amount: int, nullifier: int, token: CollateralToken = TOKENS[(CHAIN, "USDC")]) -> VerifiedClaim:
@@ -87,12 +92,23 @@ def claim(account: str, amount: int, nullifier: int, token: CollateralToken = TO
 
 @dataclass
 class Harness:
-    """One node's processor with a scripted view of the chain."""
+    """One node's processor with a scripted view of the chain.
+
+    By default it clears the scripted chain CHAIN; pass `chain`, `vault`, `names`, `tokens`,
+    `feed_chains`, `domain` and `liquidation_recipient` to clear another deployment (a real
+    anvil vault, the zk fixtures' chain)."""
 
     path: Path
     key: bytes
     certified: set[bytes] = field(default_factory=set)
     healthy: bool = True
+    chain: int = CHAIN
+    vault: str = VAULT
+    names: Mapping[int, ChainNames] = field(default_factory=lambda: NAMES)
+    tokens: Mapping[tuple[int, str], CollateralToken] = field(default_factory=lambda: TOKENS)
+    feed_chains: Mapping[str, int] = field(default_factory=lambda: FEED_CHAINS)
+    domain: int = DOMAIN
+    liquidation_recipient: str | None = LIQUIDATOR
     processor: Processor = field(init=False)
     store: ClearingStore = field(init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
@@ -102,7 +118,7 @@ class Harness:
 
     def _open(self) -> None:
         self.store = ClearingStore(self.path)
-        config = ProcessorConfig(NAMES, TOKENS, FEED_CHAINS, DOMAIN, self.key, LIQUIDATOR, price_band=0.05)
+        config = ProcessorConfig(self.names, self.tokens, self.feed_chains, self.domain, self.key, self.liquidation_recipient, price_band=0.05)
         self.processor = Processor(config, self.store, make_state(fresh=False), self.certified.__contains__, lambda chain: self.healthy)
 
     async def start(self) -> None:
@@ -131,7 +147,7 @@ class Harness:
 
     def observe(self, block: int, timestamp: int, events: Sequence[AnyObservation] = ()) -> list[bytes]:
         """Store one block as the follower would; returns the digests of its EVENTS facts."""
-        observed = facts_for_block(CHAIN, block, block.to_bytes(32, "big"), timestamp, VAULT, list(events))
+        observed = facts_for_block(self.chain, block, block.to_bytes(32, "big"), timestamp, self.vault, list(events))
         digests = []
         with self.store.transaction():
             for item in observed:
@@ -141,16 +157,16 @@ class Harness:
                 digests.append(digest)
             cursor = self.store.cursor("devnet-a")
             if cursor is None or cursor.block_number < block:
-                self.store.save_cursor("devnet-a", CursorRow(CHAIN, block, block.to_bytes(32, "big"), timestamp))
+                self.store.save_cursor("devnet-a", CursorRow(self.chain, block, block.to_bytes(32, "big"), timestamp))
         return digests
 
     async def progress(self) -> None:
-        await self.processor.queue.put(ChainProgress(CHAIN))
+        await self.processor.queue.put(ChainProgress(self.chain))
 
     async def certify(self, digests: Sequence[bytes]) -> None:
         self.certified.update(digests)
         await self.processor.queue.put(CertificatesFormed(()))
-        await self.processor.queue.put(ChainProgress(CHAIN))
+        await self.processor.queue.put(ChainProgress(self.chain))
 
     async def credit(self, verified: VerifiedClaim) -> ClaimOutcome:
         reply: asyncio.Future[ClaimOutcome] = asyncio.get_running_loop().create_future()
@@ -158,8 +174,12 @@ class Harness:
         return await reply
 
     async def sign_release(self, request: WithdrawalRequest, owner_key: bytes = OWNER_KEY) -> tuple[VaultDomain, ReleaseOrder, bytes]:
+        return await self.sign_release_with(request, sign_request(request, self.domain, owner_key))
+
+    async def sign_release_with(self, request: WithdrawalRequest, owner_signature: bytes) -> tuple[VaultDomain, ReleaseOrder, bytes]:
+        """What WithdrawalServicer calls: check, reserve and sign with the owner's signature as given."""
         reply: asyncio.Future[tuple[VaultDomain, ReleaseOrder, bytes]] = asyncio.get_running_loop().create_future()
-        await self.processor.queue.put(SignRelease(request, sign_request(request, DOMAIN, owner_key), reply))
+        await self.processor.queue.put(SignRelease(request, owner_signature, reply))
         return await reply
 
     async def sign_seizes(self) -> list[SignedSeize]:
@@ -191,6 +211,22 @@ def release_request(nullifier: int, amount: int, deadline: int, nonce: int = 1, 
     return WithdrawalRequest(account, nullifier, amount, recipient or account, nonce.to_bytes(32, "big"), deadline)
 
 
-def opening_block(timestamp: int = START) -> list[AnyObservation]:
+def opening_block(timestamp: int = START, chain_id: int = CHAIN, block: int = 1) -> list[AnyObservation]:
     """Block 1: the feeds answer (ETH 3000, USDC 1), so prices are fresh from there on."""
-    return [price(1, 0, timestamp, ETH_FEED, 3000), price(1, 1, timestamp, USDC_FEED, 1), price(1, 2, timestamp, BTC_FEED, 60000)]
+    return [
+        price(block, 0, timestamp, ETH_FEED, 3000, chain_id=chain_id),
+        price(block, 1, timestamp, USDC_FEED, 1, chain_id=chain_id),
+        price(block, 2, timestamp, BTC_FEED, 60000, chain_id=chain_id),
+    ]
+
+
+def chain_names(chain_id: int, vault: str, collateral: Mapping[str, tuple[str, int]]) -> ChainNames:
+    """Another deployment's names, with the scripted Market (WETH underlying) and feeds."""
+    return ChainNames(
+        chain_id, vault.lower(), {WETH: "ETH"}, {ETH_FEED: ("ETH", "WETH"), USDC_FEED: ("USDC",), BTC_FEED: ("BTC", "WBTC")},
+        {token.lower(): named for token, named in collateral.items()},
+    )
+
+
+def every_feed_on(chain_id: int) -> dict[str, int]:
+    return {name: chain_id for name in FEED_CHAINS}

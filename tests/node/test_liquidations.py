@@ -1,56 +1,144 @@
-"""Liquidation orders: identical across honest nodes, only for liquidatable accounts, only on fresh prices."""
+"""Seize orders: an id and a deadline every honest node derives identically from certified
+state, so their signatures add up; only for liquidatable accounts, only on fresh prices.
+
+What one node's processor does with them (reservations, deadlines passing, nonces after a
+certified Seized) is in test_processor.py."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
 from eth_account import Account
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crossclear.chains.vault_orders import quorum_signatures, recover_signer
-from crossclear.margin import InstrumentKind
-from crossclear.node import PositionRecord
-from crossclear.node.claims import CollateralToken
-from crossclear.node.liquidations import LiquidationDesk
+from crossclear.node.liquidations import SEIZE_WINDOW_SECONDS, SEIZE_WINDOWS_AHEAD, seize_deadline, seize_id
 
-from .test_clearing import ALICE, BOB, CHAIN_A, FakeClock, make_state
+from .harness import CHAIN, ETH_FEED, LIQUIDATOR, NODE_KEYS, OWNER, START, TOKENS, USDC, WETH, Harness, claim, opening_block, perp, price
 
-USDC = CollateralToken(CHAIN_A, 0x1111111111111111111111111111111111111111, 0x2222222222222222222222222222222222222222, "USDC", 6)
-LIQUIDATOR = "0x" + "33" * 20
-KEYS = [bytes([index + 1]) * 32 for index in range(4)]
+ACCOUNT = "0x" + "a1" * 20
+TOKEN = "0x" + "55" * 20
+BOB = "0x" + "b0" * 20
 
 
-def desk(key: bytes, clock: FakeClock | None = None) -> LiquidationDesk:
-    state = make_state(clock, heartbeat=60.0)
-    # Alice: 100 USDC behind a short ETH perp already 200 under water -> liquidatable.
-    state.credit_collateral(ALICE, CHAIN_A, "USDC", 100.0)
-    state.set_position(ALICE, "p", PositionRecord(CHAIN_A, "ETH", InstrumentKind.PERP, -1.0, 2800.0))
-    # Bob: plenty of collateral for a small position.
-    state.credit_collateral(BOB, CHAIN_A, "USDC", 10_000.0)
-    state.set_position(BOB, "p", PositionRecord(CHAIN_A, "ETH", InstrumentKind.PERP, 1.0, 3000.0))
-    return LiquidationDesk(state, {(CHAIN_A, "USDC"): USDC}, LIQUIDATOR, key)
+# --- seize_id ------------------------------------------------------------------------------------
 
 
-def test_every_node_signs_the_same_order_for_the_liquidatable_account_only() -> None:
-    signed = [desk(key).sign_orders() for key in KEYS]
-    assert all(len(orders) == 1 for orders in signed)
-    orders = {s[0].order for s in signed}
-    assert len(orders) == 1
-    order = orders.pop()
-    assert order.account.lower() == ALICE and order.amount == 100 * 10**6 and order.recipient.lower() == LIQUIDATOR
-    domain = signed[0][0].domain
-    signatures = quorum_signatures(domain, order, [s[0].signature for s in signed])
-    signers = {recover_signer(domain, order, signature) for signature in signatures}
-    assert signers == {Account.from_key(key).address for key in KEYS}
-    assert signed[0][0].equity < signed[0][0].maintenance
+def test_the_seize_id_is_the_declared_hash_of_the_holding_and_its_nonce() -> None:
+    expected = keccak(
+        b"crossclear-seize-v2" + bytes.fromhex("a1" * 20) + CHAIN.to_bytes(32, "big") + bytes.fromhex("55" * 20) + (3).to_bytes(32, "big")
+    )
+    assert seize_id(ACCOUNT, CHAIN, TOKEN, 3) == bytes(expected)
 
 
-def test_a_certified_seize_changes_the_next_order_id() -> None:
-    node = desk(KEYS[0])
-    first = node.sign_orders()[0].order.seize_id
-    node.record_seized(ALICE)
-    assert node.sign_orders()[0].order.seize_id != first
+def test_the_seize_id_does_not_depend_on_how_an_address_is_written() -> None:
+    reference = seize_id(ACCOUNT, CHAIN, TOKEN, 0)
+    assert seize_id(to_checksum_address(ACCOUNT), CHAIN, to_checksum_address(TOKEN), 0) == reference
+    assert seize_id(ACCOUNT.upper().replace("0X", "0x"), CHAIN, TOKEN[2:], 0) == reference
 
 
-def test_stale_prices_sign_nothing() -> None:
-    clock = FakeClock()
-    node = desk(KEYS[0], clock)
-    clock.now += 3600
-    assert node.sign_orders() == []
+@given(nonce=st.integers(0, 2**64), other=st.integers(0, 2**64))
+def test_the_nonce_changes_the_id(nonce: int, other: int) -> None:
+    assert (seize_id(ACCOUNT, CHAIN, TOKEN, nonce) == seize_id(ACCOUNT, CHAIN, TOKEN, other)) is (nonce == other)
+
+
+def test_every_part_of_the_holding_changes_the_id() -> None:
+    reference = seize_id(ACCOUNT, CHAIN, TOKEN, 0)
+    others = {seize_id(BOB, CHAIN, TOKEN, 0), seize_id(ACCOUNT, CHAIN + 1, TOKEN, 0), seize_id(ACCOUNT, CHAIN, "0x" + "44" * 20, 0), seize_id(ACCOUNT, CHAIN, TOKEN, 1)}
+    assert reference not in others and len(others) == 4
+
+
+# --- seize_deadline ------------------------------------------------------------------------------
+
+
+@given(window=st.integers(0, 10**8), offset=st.integers(0, SEIZE_WINDOW_SECONDS - 1), other=st.integers(0, SEIZE_WINDOW_SECONDS - 1))
+def test_the_same_window_gives_the_same_deadline(window: int, offset: int, other: int) -> None:
+    start = window * SEIZE_WINDOW_SECONDS
+    assert seize_deadline(start + offset) == seize_deadline(start + other) == start + SEIZE_WINDOWS_AHEAD * SEIZE_WINDOW_SECONDS
+
+
+@given(chain_time=st.integers(0, 2**40), later=st.integers(0, 10**6))
+def test_the_deadline_is_a_window_boundary_ahead_and_never_moves_back(chain_time: int, later: int) -> None:
+    deadline = seize_deadline(chain_time)
+    assert deadline % SEIZE_WINDOW_SECONDS == 0
+    assert SEIZE_WINDOW_SECONDS < deadline - chain_time <= SEIZE_WINDOWS_AHEAD * SEIZE_WINDOW_SECONDS
+    assert seize_deadline(chain_time + later) >= deadline
+
+
+# --- honest nodes sign the same orders -------------------------------------------------------------
+
+
+def run(body: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(body(), 120))
+
+
+async def node_with_a_losing_account(tmp_path: Path, index: int, usdc: int = 1_000 * 10**6, last_block: int = 3) -> Harness:
+    """OWNER: a long 3 ETH perp against USDC and 0.5 WETH; ETH halves in block 3. BOB: the
+    same USDC, no position. Block 4 (one second later) is certified only when `last_block` is 4."""
+    node = Harness(tmp_path / f"node{index}.sqlite", NODE_KEYS[index])
+    await node.start()
+    await node.certify(node.observe(1, START, opening_block()))
+    await node.credit(claim(OWNER, usdc, nullifier=1))
+    await node.credit(claim(OWNER, 5 * 10**17, nullifier=2, token=TOKENS[(CHAIN, "WETH")]))
+    await node.credit(claim(BOB, usdc, nullifier=3))
+    await node.certify(node.observe(2, START + 2, [perp(2, 0, START + 2, OWNER, 1, 3.0, 3000.0)]))
+    await node.certify(node.observe(3, START + 3, [price(3, 0, START + 3, ETH_FEED, 1500)]))
+    if last_block == 4:
+        await node.certify(node.observe(4, START + 4))
+    await node.settled()
+    return node
+
+
+def test_every_node_signs_the_same_orders_for_the_liquidatable_account_only(tmp_path: Path) -> None:
+    """Node 3's view is one block further on (same seize window): still the same orders."""
+
+    async def body() -> None:
+        nodes = [await node_with_a_losing_account(tmp_path, index, last_block=4 if index == 3 else 3) for index in range(4)]
+        signed = [await node.sign_seizes() for node in nodes]
+        orders = [sorted((s.order for s in batch), key=lambda o: o.token) for batch in signed]
+        assert all(batch == orders[0] for batch in orders)
+        assert {(o.account.lower(), o.token.lower(), o.amount, o.recipient.lower()) for o in orders[0]} == {
+            (OWNER, USDC, 1_000 * 10**6, LIQUIDATOR), (OWNER, WETH, 5 * 10**17, LIQUIDATOR),
+        }
+        for order in orders[0]:
+            by_node = [next(s for s in batch if s.order == order) for batch in signed]
+            domain = by_node[0].domain
+            signatures = quorum_signatures(domain, order, [s.signature for s in by_node])
+            assert {recover_signer(domain, order, signature) for signature in signatures} == {Account.from_key(key).address for key in NODE_KEYS}
+            assert all(s.equity < s.maintenance for s in by_node)
+        for node in nodes:
+            await node.stop()
+
+    run(body)
+
+
+def test_the_id_does_not_depend_on_the_amount_held(tmp_path: Path) -> None:
+    async def body() -> None:
+        small = await node_with_a_losing_account(tmp_path, 0, usdc=400 * 10**6)
+        large = await node_with_a_losing_account(tmp_path, 1, usdc=500 * 10**6)
+        (a,) = [s.order for s in await small.sign_seizes() if s.order.token.lower() == USDC]
+        (b,) = [s.order for s in await large.sign_seizes() if s.order.token.lower() == USDC]
+        assert (a.amount, b.amount) == (400 * 10**6, 500 * 10**6)
+        assert a.seize_id == b.seize_id == seize_id(OWNER, CHAIN, USDC, 0)
+        await small.stop()
+        await large.stop()
+
+    run(body)
+
+
+def test_stale_prices_sign_nothing(tmp_path: Path) -> None:
+    async def body() -> None:
+        node = await node_with_a_losing_account(tmp_path, 0)
+        await node.certify(node.observe(4, START + 3 + 3601))  # an hour of chain time with no feed answer
+        await node.settled()
+        assert await node.sign_seizes() == []
+        assert node.processor.ledger.reservations == {}
+        await node.stop()
+
+    run(body)

@@ -9,7 +9,7 @@ from crossclear.node.metrics import LiveReadings, NodeMetrics
 
 def test_metrics_endpoint_serves_prometheus_text() -> None:
     heads = {"devnet-a": (120, 118)}
-    metrics = NodeMetrics(LiveReadings(lambda: 3, lambda: 42, lambda: 1, lambda: 7, lambda: heads, lambda: 0))
+    metrics = NodeMetrics(LiveReadings(lambda: 3, lambda: 42, lambda: 1, lambda: 7, lambda: heads, lambda: 0, lambda: 1))
     metrics.claims.labels(result="accepted").inc()
     metrics.claims.labels(result="nullifier_used").inc(2)
     metrics.margin_recompute_seconds.observe(0.004)
@@ -25,4 +25,5 @@ def test_metrics_endpoint_serves_prometheus_text() -> None:
     assert "crossclear_certificates 42.0" in text and "crossclear_gossip_peers 3.0" in text
     assert 'crossclear_chain_head{chain="devnet-a",kind="finalized"} 118.0' in text
     assert "crossclear_margin_recompute_seconds_count 1.0" in text
+    assert "crossclear_signing_halted 1.0" in text and "crossclear_stale_feeds 0.0" in text
     assert 'crossclear_chain_head{chain="devnet-a",kind="head"} 121.0' in again

@@ -13,7 +13,7 @@ change can affect.
 
 from crossclear.margin import methodology
 from crossclear.margin._json import MarginInputs, load_inputs, parse_inputs, result_to_json
-from crossclear.margin._kernel_api import KernelInputError, compute_margin
+from crossclear.margin._kernel_api import KernelInputError, compute_margin, compute_margin_threaded
 from crossclear.margin._model import (
     Book,
     InstrumentKey,
@@ -39,6 +39,7 @@ __all__ = [
     "Market",
     "Mode",
     "compute_margin",
+    "compute_margin_threaded",
     "load_inputs",
     "methodology",
     "parse_inputs",

@@ -1,5 +1,9 @@
 """`crossclear bench margin`: the C kernel against the numpy methodology on one synthetic book.
 
+`kernel_seconds_all_cores` is the same kernel over account shards on every core's thread
+(bitwise identical to one thread): numpy's BLAS uses every core too, so that is the figure
+to set beside `numpy_seconds`.
+
 Peak memory is read right after the kernel phase (book generation + kernel), before the
 numpy implementation runs, because the numpy implementation's temporaries would otherwise
 set the high-water mark. Timings are the best of `--repeat` runs of each, on the same data.
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -59,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
         KernelCall(params, market, instruments).compute(book, kernel_result)
 
     kernel_seconds = _best_of(args.repeat, run_kernel)
+    threads = len(os.sched_getaffinity(0))
+    threaded_result = MarginResult.empty(book.account_count)
+    all_cores_seconds = _best_of(args.repeat, lambda: KernelCall(params, market, instruments).compute(book, threaded_result, threads=threads))
+    threads_identical = threaded_result.required.tobytes() == kernel_result.required.tobytes() and threaded_result.mm.tobytes() == kernel_result.mm.tobytes()
+    del threaded_result
     peak_rss_mb = _peak_rss_mb()
     data_mb = (book.nbytes + kernel_result.nbytes) / 2**20
 
@@ -83,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
         "positions": int(book.position_offsets[-1]),
         "scenarios": params.scenario_count,
         "kernel_seconds": round(kernel_seconds, 4),
+        "threads": threads,
+        "kernel_seconds_all_cores": round(all_cores_seconds, 4),
+        "threads_bitwise_identical": threads_identical,
         "numpy_seconds": round(numpy_seconds, 4),
         "accounts_per_second": round(book.account_count / kernel_seconds),
         "speedup_vs_numpy": round(numpy_seconds / kernel_seconds, 2),

@@ -111,9 +111,15 @@ class KernelCall:
         return self._hold(_buffer("int32_t[]", array, np.int32))
 
     def compute(
-        self, book: Book, out: MarginResult, account_subset: npt.NDArray[np.int64] | None = None
+        self, book: Book, out: MarginResult, account_subset: npt.NDArray[np.int64] | None = None, threads: int = 1
     ) -> None:
-        """Fill `out` for every account of `book`, or only for `account_subset` (indices)."""
+        """Fill `out` for every account of `book`, or only for `account_subset` (indices).
+
+        With threads > 1 the accounts are split into that many contiguous shards, each run on
+        its own thread with its own copy of the workspace (cffi releases the GIL). Every
+        account is computed by the same code from the same prepared tables in any shard, so
+        the result is bitwise identical to one thread.
+        """
         _check_book_shapes(book)
         c_book = ffi.new("margin_book *")
         pointers = [
@@ -160,6 +166,9 @@ class KernelCall:
             outputs.health,
             outputs.liquidatable,
         ) = output_pointers
+        if threads > 1 and (book.account_count if account_subset is None else account_subset.shape[0]) > 1:
+            self._compute_sharded(c_book, outputs, book.account_count, account_subset, threads)
+            return
         subset_pointer = ffi.NULL
         subset_count = 0
         if account_subset is not None:
@@ -178,6 +187,31 @@ class KernelCall:
             error_index,
         )
         _raise_for(status, error_index[0])
+
+    def _compute_sharded(
+        self, c_book: Any, outputs: Any, account_count: int, account_subset: npt.NDArray[np.int64] | None, threads: int
+    ) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        visits = np.arange(account_count, dtype=np.int64) if account_subset is None else account_subset
+        count = int(visits.shape[0])
+        shards = min(threads, count)
+        edges = [count * k // shards for k in range(shards + 1)]
+
+        def run(shard: int) -> tuple[int, int]:
+            # The workspace's tail is per-call scratch: each thread needs its own copy.
+            workspace = self.workspace.copy()
+            piece = np.ascontiguousarray(visits[edges[shard] : edges[shard + 1]])
+            error_index = ffi.new("int64_t *")
+            status = lib.margin_compute(
+                self.params, self.market, self.instruments, c_book, _buffer("double[]", workspace, np.float64),
+                _buffer("int64_t[]", piece, np.int64), int(piece.shape[0]), outputs, error_index,
+            )
+            return int(status), int(error_index[0])
+
+        with ThreadPoolExecutor(max_workers=shards) as pool:
+            for status, index in list(pool.map(run, range(shards))):
+                _raise_for(status, index)
 
 
 def _check_book_shapes(book: Book) -> None:
@@ -202,4 +236,11 @@ def compute_margin(params: MarginParams, market: Market, instruments: Instrument
     """All margin figures for every account, computed by the C kernel."""
     result = MarginResult.empty(book.account_count)
     KernelCall(params, market, instruments).compute(book, result)
+    return result
+
+
+def compute_margin_threaded(params: MarginParams, market: Market, instruments: Instruments, book: Book, threads: int) -> MarginResult:
+    """compute_margin on `threads` threads over account shards; the same bits as one thread."""
+    result = MarginResult.empty(book.account_count)
+    KernelCall(params, market, instruments).compute(book, result, threads=threads)
     return result

@@ -135,7 +135,10 @@ def decode_events(encoded: bytes) -> EventsBlock:
             if name in fields:
                 fields[name] = to_checksum_address(fields[name])
         if cls is PositionChanged:
-            fields["kind"] = InstrumentKind(fields["kind"])
+            try:
+                fields["kind"] = InstrumentKind(fields["kind"])
+            except ValueError:
+                raise MalformedEvents(f"unknown instrument kind {fields['kind']}") from None
         events.append(
             cls(
                 chain_id=chain_id, contract=to_checksum_address(contract), block_number=number, block_hash=bytes(block_hash),

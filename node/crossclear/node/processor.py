@@ -176,6 +176,7 @@ class Processor:
         self.snapshot: MarginSnapshot | None = None
         self.halted = ""
         self.ignored_events = 0
+        self._replies: list[tuple[asyncio.Future[ClaimOutcome], ClaimOutcome]] = []
         self.snapshot_observers: list[Callable[[MarginSnapshot], None]] = []
         """Called on the event loop with every published snapshot."""
         self.root_observers: list[Callable[[int, int, int], None]] = []
@@ -271,9 +272,14 @@ class Processor:
                 for item in batch:
                     try:
                         await self._handle(item)
-                    except Exception:  # one bad message must not stop the node's clearing
-                        _log.exception("processor: %s failed", type(item).__name__)
+                    except Exception as error:
+                        self._failed(item, error)
                 await self._publish_if_changed()
+                # Replies to claims go out once the snapshot that holds them is published.
+                replies, self._replies = self._replies, []
+                for future, outcome in replies:
+                    if not future.done():
+                        future.set_result(outcome)
             finally:
                 for _ in batch:
                     self.queue.task_done()  # `await queue.join()` returns once all is handled and published
@@ -293,8 +299,8 @@ class Processor:
                 self._advance(chain_id)
         elif isinstance(message, CreditClaim):
             outcome = self._credit(message.verified)
-            if message.reply is not None and not message.reply.done():
-                message.reply.set_result(outcome)
+            if message.reply is not None:
+                self._replies.append((message.reply, outcome))
         elif isinstance(message, SignRelease):
             await self._publish_if_changed()
             try:
@@ -310,6 +316,17 @@ class Processor:
             orders = self._sign_seizes()
             if not message.reply.done():
                 message.reply.set_result(orders)
+
+    def _failed(self, message: Message, error: Exception) -> None:
+        """An unexpected failure: the store rolled back, but memory may hold part of the change.
+        Answer the caller, and sign nothing more until a restart reloads state from the store."""
+        _log.exception("processor: %s failed", type(message).__name__)
+        reply = getattr(message, "reply", None)
+        if reply is not None and not reply.done():
+            reply.set_exception(error)
+        if not self.halted:
+            self.halted = f"internal error while handling {type(message).__name__} ({error}); restart the node to reload its state"
+            self._emit("internal_error")
 
     async def _publish_if_changed(self) -> None:
         if self.snapshot is None or self._state.height != self.snapshot.height:
@@ -559,6 +576,10 @@ class Processor:
         if claim.nullifier in self._credited:
             return ClaimOutcome(False, RejectReason.NULLIFIER_USED, f"nullifier {claim.nullifier} was already claimed", claim)
         line = (verified.account, claim.source_chain_id, verified.token.asset)
+        try:
+            self._state.decimals(line[2])  # an asset margin does not know is refused before anything changes
+        except ClearingError as error:
+            return ClaimOutcome(False, RejectReason.UNKNOWN_COLLATERAL, f"{error}: the node's risk file does not price it", claim)
         settled_before = set(self.ledger.pending_payouts)
         with self._store.transaction():
             self._store.insert_claim(claim.nullifier, line[0], line[1], line[2], claim.claimed_amount, verified.signals_json, verified.proof_json)
@@ -583,7 +604,7 @@ class Processor:
             return f"this node's view of chain {chain_id} is not healthy: it signs nothing paid there until it is"
         if self.chain_time(chain_id) <= 0:
             return f"this node has not applied any block of chain {chain_id} yet"
-        stale = self.snapshot.stale_feeds if self.snapshot is not None else ("all",)
+        stale = self._stale_feeds()
         if stale:
             return f"prices are stale ({', '.join(stale)}): orders wait for fresh prices"
         return ""

@@ -30,6 +30,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     es.add_argument("--threads", type=int, default=0, help="kernel threads (default: every core)")
     es.set_defaults(handler=run_es)
 
+    from crossclear.risk import _backtest_cli
+
+    _backtest_cli.register(actions)
+
 
 def es_document(inputs: EsInputs, result: EsResult, grid_im: list[float]) -> dict[str, Any]:
     """The JSON output of `risk es`: one object per account, in input order."""

@@ -10,8 +10,9 @@ the returns of the window ending that day, the realised move is ln(P_(t+h) / P_t
 in step 6 (time to expiry T - h/365, implied vol unchanged). v1's grid, whose inputs (price,
 vol, scan range) are the RISK file's, asks the same margin every day.
 
-Work splits by account: every account's figures come from the same per-day tables, computed
-the same way on every worker, so any split gives the same bits as one process.
+Work splits by day (each day's scenario table is then priced once, by one worker) or by
+account: every figure comes from the same per-day table computed the same way wherever it is
+computed, so any split gives the same bits as one process.
 """
 
 from __future__ import annotations
@@ -114,11 +115,13 @@ def _subbook(book: Book, start: int, stop: int) -> Book:
     )
 
 
-def run_shard(spec: BacktestSpec, start: int, stop: int, progress: Progress | None = None) -> BacktestArrays:
-    """The backtest of accounts start..stop-1 of the spec's book."""
+def run_block(spec: BacktestSpec, accounts_range: tuple[int, int], days_range: tuple[int, int], progress: Progress | None = None) -> BacktestArrays:
+    """The backtest of accounts [start, stop) of the book on backtest days [begin, end)."""
     margin, fhs = spec.margin, spec.fhs
+    start, stop = accounts_range
+    day_begin, day_end = days_range
     book = _subbook(margin.book, start, stop)
-    accounts, days, columns = stop - start, spec.days, spec.columns
+    accounts, days, columns = stop - start, day_end - day_begin, spec.columns
     mm = np.zeros((len(columns), days, accounts))
     required = np.zeros((len(columns), days, accounts))
     loss = np.zeros((days, accounts))
@@ -141,7 +144,7 @@ def run_shard(spec: BacktestSpec, start: int, stop: int, progress: Progress | No
     rows = fhs.fhs_lookback_days + 1
     result = EsResult.empty(accounts)
     for day in range(days):
-        row = spec.first + day
+        row = spec.first + day_begin + day
         if fhs_column >= 0:
             closes = closes_for_market(spec.history, margin, row, rows)
             RiskKernel(fhs, margin.params, market, instruments, closes).compute(book, result)
@@ -159,18 +162,22 @@ def run_shard(spec: BacktestSpec, start: int, stop: int, progress: Progress | No
     return BacktestArrays(mm=mm, required=required, loss=loss)
 
 
-def run_local(spec: BacktestSpec, shards: int = 1, progress: Progress | None = None) -> BacktestArrays:
-    """The whole backtest in this process, shard by shard (shards only change the split)."""
-    parts = [run_shard(spec, start, stop, progress if index == 0 else None) for index, (start, stop) in enumerate(shard_bounds(spec.margin.book.account_count, shards))]
-    return combine(parts)
+def run_local(spec: BacktestSpec, account_shards: int = 1, day_shards: int = 1, progress: Progress | None = None) -> BacktestArrays:
+    """The whole backtest in this process, block by block (the blocks only change the split)."""
+    rows = []
+    for days in shard_bounds(spec.days, day_shards):
+        rows.append(combine([run_block(spec, accounts, days, progress if day_shards == 1 and index == 0 else None)
+                             for index, accounts in enumerate(shard_bounds(spec.margin.book.account_count, account_shards))], by="accounts"))
+    return combine(rows, by="days")
 
 
-def combine(parts: list[BacktestArrays]) -> BacktestArrays:
-    """Shards' arrays side by side, in account order."""
+def combine(parts: list[BacktestArrays], by: str) -> BacktestArrays:
+    """Blocks' arrays put back together, in account ("accounts") or day ("days") order."""
+    axis = 2 if by == "accounts" else 1
     return BacktestArrays(
-        mm=np.concatenate([part.mm for part in parts], axis=2),
-        required=np.concatenate([part.required for part in parts], axis=2),
-        loss=np.concatenate([part.loss for part in parts], axis=1),
+        mm=np.concatenate([part.mm for part in parts], axis=axis),
+        required=np.concatenate([part.required for part in parts], axis=axis),
+        loss=np.concatenate([part.loss for part in parts], axis=axis - 1),
     )
 
 

@@ -67,6 +67,17 @@ def changed_accounts(before: MarginSnapshot | None, after: MarginSnapshot) -> li
     return [accounts[int(row)] for row in np.flatnonzero(moved)]
 
 
+def _row_changed(before: MarginSnapshot | None, after: MarginSnapshot, account: str) -> bool:
+    if before is None or account not in before.rows or before.books.get(account) is not after.books.get(account):
+        return True
+    old, new = before.rows[account], after.rows[account]
+    for name in ("equity", "collateral_value", "upnl", "health", "liquidatable"):
+        a, b = getattr(before.result, name)[old], getattr(after.result, name)[new]
+        if not (a == b or (np.isnan(a) and np.isnan(b))):
+            return True
+    return any(bool((getattr(before.result, name)[old] != getattr(after.result, name)[new]).any()) for name in ("im", "mm", "required"))
+
+
 Snapshots = Callable[[], MarginSnapshot | None]
 
 
@@ -123,7 +134,7 @@ class MarginServicer(margin_pb2_grpc.MarginServiceServicer):
             snapshot = self._snapshots()
             if snapshot is not None and (sent is None or snapshot.height != sent.height):
                 if only is not None:
-                    accounts = [only] if only in snapshot.rows else []
+                    accounts = [only] if only in snapshot.rows and _row_changed(sent, snapshot, only) else []
                 else:
                     accounts = await asyncio.to_thread(changed_accounts, sent, snapshot)
                 for account in accounts:
