@@ -327,3 +327,27 @@ def test_the_schema_is_versioned_and_a_newer_file_is_refused(tmp_path: Path) -> 
     store.close()
     with pytest.raises(RuntimeError, match="schema version 99, newer than this crossclear"):
         ClearingStore(path)
+
+
+def test_credits_in_any_order_give_the_same_seize_to_the_base_unit(tmp_path: Path) -> None:
+    """Finding: collateral summed as floats made two honest nodes sign seizes one base unit
+    apart (no quorum, or with a Byzantine signer two payable orders), and a seize could exceed
+    the deposit by dust."""
+    from .harness import TOKENS
+
+    amounts = [100_000_000_000_000_001, 200_000_000_000_000_002, 3, 7 * 10**17 + 13]
+
+    async def body() -> None:
+        signed = []
+        for name, order in (("forward", amounts), ("backward", amounts[::-1])):
+            node = await started(tmp_path, name)
+            for index, units in enumerate(order):
+                await node.credit(claim(OWNER, units, nullifier=units, token=TOKENS[(CHAIN, "WETH")]))
+            await block(node, 2, START + 2, [perp(2, 0, START + 2, OWNER, 1, 3.0, 3000.0)])
+            await block(node, 3, START + 3, [price(3, 0, START + 3, ETH_FEED, 1000)])
+            signed.append([(s.order, s.order.amount) for s in await node.sign_seizes()])
+            await node.stop()
+        assert signed[0] == signed[1]
+        assert [amount for _, amount in signed[0]] == [sum(amounts)]
+
+    run(body)

@@ -7,15 +7,18 @@ scrape time from the callables the node wires in; counters are incremented as th
 
 from __future__ import annotations
 
-import threading
+import asyncio
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import MetricsHandler
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+
+#: A scraper has this long to send its request line and headers.
+SCRAPE_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -70,20 +73,36 @@ class NodeMetrics:
             "crossclear_clearing_events", "processor events: orders signed, paid and expired, claims credited, events ignored", ["event"], registry=self.registry
         )
         self.registry.register(_LiveCollector(readings))
-        self._server: ThreadingHTTPServer | None = None
+        self._server: asyncio.Server | None = None
 
-    def serve(self, port: int) -> int:
-        """Serve /metrics on 127.0.0.1:`port` (0 picks one) from a daemon thread; returns the port."""
-        handler: Any = MetricsHandler.factory(self.registry)
-        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-        self._server = server
-        return int(server.server_address[1])
+    async def serve(self, port: int) -> int:
+        """Serve /metrics on 127.0.0.1:`port` (0 picks one) from the event loop; returns the port.
 
-    def close(self) -> None:
+        Scrapes run on the loop like every other reader, so the readings need no locks."""
+        self._server = await asyncio.start_server(self._answer, "127.0.0.1", port)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), SCRAPE_TIMEOUT_SECONDS)
+            path = request.split(b" ", 2)[1] if request.count(b" ") >= 2 else b""
+            if request.startswith(b"GET ") and path.split(b"?")[0] in (b"/metrics", b"/"):
+                body, status = generate_latest(self.registry), b"200 OK"
+            else:
+                body, status = b"only GET /metrics is served here\n", b"404 Not Found"
+            writer.write(
+                b"HTTP/1.1 " + status + b"\r\nContent-Type: " + CONTENT_TYPE_LATEST.encode()
+                + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body
+            )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
+            pass  # a scraper that sends garbage or goes away gets nothing
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
         """Stop serving."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.close()
+            await self._server.wait_closed()
             self._server = None

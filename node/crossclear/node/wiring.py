@@ -197,7 +197,7 @@ class Node:
             await self.attestation.attest_many(unsigned)
         self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
         rpc_port = await self.api.start(self.config.rpc_listen.port)
-        metrics_port = self.metrics.serve(self.config.metrics_listen.port) if self.config.metrics_listen else None
+        metrics_port = await self.metrics.serve(self.config.metrics_listen.port) if self.config.metrics_listen else None
         for name, adapter in self.adapters.items():
             self._tasks.append(asyncio.create_task(self._follow(name, adapter), name=f"follow-{name}"))
             self._tasks.append(asyncio.create_task(self._watch_heads(name, adapter), name=f"heads-{name}"))
@@ -211,7 +211,7 @@ class Node:
         await self.attestation.stop()
         for adapter in self.adapters.values():
             await adapter.close()
-        self.metrics.close()
+        await self.metrics.close()
         self.store.close()
 
     # --- requests to the processor -----------------------------------------------------------
