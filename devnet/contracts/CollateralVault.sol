@@ -263,6 +263,13 @@ contract CollateralVault {
         return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
     }
 
+    /// Reverts unless `signatures` hold a quorum of the current node set over `digest` (the
+    /// check `release`, `seize` and `updateNodeSet` use). Other contracts (the `Market`'s
+    /// close-outs) call it with their own EIP-712 digest, so they trust this vault's node set.
+    function requireQuorum(bytes32 digest, bytes[] calldata signatures) external view {
+        _requireQuorum(digest, signatures);
+    }
+
     function _requireQuorum(bytes32 digest, bytes[] calldata signatures) private view {
         require(signatures.length >= threshold, "CollateralVault: fewer signatures than the threshold");
         address previous = address(0);

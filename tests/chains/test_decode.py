@@ -9,9 +9,9 @@ from eth_utils.crypto import keccak
 from crossclear.chains._decode import (
     DEPOSITED,
     MARKET_EVENTS,
-    POSITION_CHANGED,
     PRICE_FEED_EVENTS,
     ROOT_UPDATED,
+    TRADED,
     VAULT_EVENTS,
     EventLayout,
     LogContext,
@@ -19,10 +19,12 @@ from crossclear.chains._decode import (
     decode_log,
 )
 from crossclear.chains.artifacts import load_artifact
-from crossclear.chains.interface import DepositObserved, RootUpdated
+from crossclear.chains.interface import DepositObserved, InstrumentKind, RootUpdated, Traded
 
 VAULT = "0x998abeb3E57409262aE5b751f60747921B33613E"
 FEED = "0x95401dc811bb5740090279Ba06cfA8fcF6113778"
+MARKET = "0x4ed7c70F96B99c776995fB64377f0d4aB3B0e1C1"
+TAKER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 ACCOUNT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 ALLOWED = {VAULT: VAULT_EVENTS, FEED: PRICE_FEED_EVENTS}
@@ -108,8 +110,39 @@ def test_malformed_logs_are_refused_clearly(case: str, message: str) -> None:
         decode_log(_context(), topics, data, ALLOWED)
 
 
+def _traded_log(kind: int = 1, maker_size: int = -3 * 10**18, close_out_id: bytes = bytes(32)) -> tuple[list[bytes], bytes]:
+    topics = [TRADED.topic0, _topic("bytes32", b"\x07" * 32), _topic("address", ACCOUNT), _topic("address", TAKER)]
+    fields = [TOKEN, kind, 3_300 * 10**18, 1_800_000_000, True, maker_size, 75 * 10**18, close_out_id]
+    return topics, encode(list(TRADED.data_types), fields)
+
+
+@pytest.mark.parametrize("close_out_id", [bytes(32), b"\x09" * 32], ids=["fill", "close-out"])
+def test_a_trade_decodes_with_both_parties(close_out_id: bytes) -> None:
+    topics, data = _traded_log(close_out_id=close_out_id)
+    observation = decode_log(_context(MARKET), topics, data, {MARKET: MARKET_EVENTS})
+    assert observation == Traded(
+        chain_id=31001, contract=MARKET, block_number=12, block_hash=b"\x0b" * 32, block_timestamp=1_700_000_000,
+        tx_hash=b"\x0c" * 32, log_index=3, trade_id=b"\x07" * 32, maker=ACCOUNT, taker=TAKER, underlying=TOKEN,
+        kind=InstrumentKind.OPTION, strike=3_300 * 10**18, expiry=1_800_000_000, is_call=True, maker_size=-3 * 10**18,
+        price=75 * 10**18, close_out_id=close_out_id,
+    )  # fmt: skip
+    assert observation.is_close_out is (close_out_id != bytes(32))
+
+
+def test_a_trade_from_a_vault_is_ignored() -> None:
+    topics, data = _traded_log()
+    assert decode_log(_context(), topics, data, ALLOWED) is None
+
+
 def test_unknown_instrument_kind_is_malformed() -> None:
-    topics = [POSITION_CHANGED.topic0, _topic("uint256", 1), _topic("address", ACCOUNT), _topic("address", TOKEN)]
-    data = encode(list(POSITION_CHANGED.data_types), [2, 1, 1, 0, 0, False, True])
-    with pytest.raises(MalformedLog, match="neither perpetual"):
-        decode_log(_context(FEED), topics, data, {FEED: MARKET_EVENTS})
+    topics, data = _traded_log(kind=2)
+    with pytest.raises(MalformedLog, match="Traded kind 2 is neither perpetual"):
+        decode_log(_context(MARKET), topics, data, {MARKET: MARKET_EVENTS})
+
+
+def test_a_trade_with_a_dirty_bool_is_malformed() -> None:
+    topics, data = _traded_log()
+    dirty = bytearray(data)
+    dirty[4 * 32 + 31] = 2  # isCall
+    with pytest.raises(MalformedLog, match=r"block 12 log 3 \(Traded\): does not decode"):
+        decode_log(_context(MARKET), topics, bytes(dirty), {MARKET: MARKET_EVENTS})

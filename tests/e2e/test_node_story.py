@@ -119,10 +119,10 @@ def test_deposit_claim_position_and_release(tmp_path: Path) -> None:
                 await eventually(position_everywhere, 60, "the position certified on every node")
 
                 # 4. Withdraw 0.2 WETH: a quorum signs, the vault pays.
-                ask = WithdrawalRequest(account, claim.nullifier, 2 * 10**17, depositor.address, b"\x05" * 32, int(time.time()) + 600)
+                ask = WithdrawalRequest(account, CHAIN_ID, weth.address, 2 * 10**17, depositor.address, b"\x05" * 32, int(time.time()) + 600)
                 release = await withdrawal_pb2_grpc.WithdrawalServiceStub(channels[1]).RequestRelease(
                     withdrawal_pb2.ReleaseRequest(
-                        account=account, claim_nullifier=str(claim.nullifier), amount=str(ask.amount), recipient=depositor.address,
+                        account=account, chain_id=CHAIN_ID, token=weth.address, amount=str(ask.amount), recipient=depositor.address,
                         nonce=ask.nonce, deadline=ask.deadline, owner_signature=sign_request(ask, DOMAIN, depositor.private_key),
                     ),
                     timeout=30,

@@ -207,8 +207,8 @@ class Harness:
         }
 
 
-def release_request(nullifier: int, amount: int, deadline: int, nonce: int = 1, account: str = OWNER, recipient: str | None = None) -> WithdrawalRequest:
-    return WithdrawalRequest(account, nullifier, amount, recipient or account, nonce.to_bytes(32, "big"), deadline)
+def release_request(token: str, amount: int, deadline: int, nonce: int = 1, account: str = OWNER, recipient: str | None = None, chain: int = CHAIN) -> WithdrawalRequest:
+    return WithdrawalRequest(account, chain, token, amount, recipient or account, nonce.to_bytes(32, "big"), deadline)
 
 
 def opening_block(timestamp: int = START, chain_id: int = CHAIN, block: int = 1) -> list[AnyObservation]:

@@ -13,7 +13,7 @@ import pytest
 from crossclear.chains.interface import Released, Seized
 from crossclear.node.liquidations import SEIZE_WINDOW_SECONDS, seize_id
 from crossclear.node.withdrawals import WithdrawalRefused
-from crossclear.store import ClearingStore
+from crossclear.store import MIGRATIONS, ClearingStore, open_database
 
 from .harness import (
     CHAIN,
@@ -132,7 +132,7 @@ def test_release_reservation_outlives_any_clock_until_chain_time_passes_its_dead
         node = await started(tmp_path)
         await node.credit(claim(OWNER, 100 * 10**6, nullifier=9))
         deadline = START + 600
-        domain, order, _ = await node.sign_release(release_request(9, 100 * 10**6, deadline))
+        domain, order, _ = await node.sign_release(release_request(USDC, 100 * 10**6, deadline))
         assert node.processor.ledger.balances == {}
         # The vault paid in a block before the deadline, but finality lags: blocks long past
         # the deadline are observed (and certified) while the Released block is not yet.
@@ -140,15 +140,15 @@ def test_release_reservation_outlives_any_clock_until_chain_time_passes_its_dead
         released_digests = await block(node, 2, START + 500, [paid], certify=False)
         await block(node, 3, START + 10_000, [price(3, 0, START + 10_000, ETH_FEED, 3000)])
         assert node.processor.ledger.reservations, "the reservation must not come back before the Released block is applied"
-        with pytest.raises(WithdrawalRefused, match="not yet released|asked"):
-            await node.sign_release(release_request(9, 100 * 10**6, START + 20_000, nonce=2))
+        with pytest.raises(WithdrawalRefused, match="asked for"):
+            await node.sign_release(release_request(USDC, 100 * 10**6, START + 20_000, nonce=2))
         await node.certify(released_digests)
         await node.settled()
         ledger = node.processor.ledger
         assert ledger.reservations == {} and ledger.balances == {}
         assert ledger.paid_out == {(CHAIN, "USDC"): 100 * 10**6} and ledger.conservation_failures() == []
         with pytest.raises(WithdrawalRefused):
-            await node.sign_release(release_request(9, 1, START + 20_000, nonce=3))
+            await node.sign_release(release_request(USDC, 1, START + 20_000, nonce=3))
         await node.stop()
 
     run(body)
@@ -158,7 +158,7 @@ def test_an_unpaid_release_comes_back_once_chain_time_passes_its_deadline(tmp_pa
     async def body() -> None:
         node = await started(tmp_path)
         await node.credit(claim(OWNER, 100 * 10**6, nullifier=9))
-        await node.sign_release(release_request(9, 40 * 10**6, START + 600))
+        await node.sign_release(release_request(USDC, 40 * 10**6, START + 600))
         await block(node, 2, START + 600)  # at the deadline the vault still pays: nothing back
         assert node.processor.ledger.balance((OWNER, CHAIN, "USDC")) == 60 * 10**6
         await node.restart()
@@ -175,19 +175,19 @@ def test_release_refusals_name_the_problem_and_reserve_nothing(tmp_path: Path) -
         node = await started(tmp_path)
         await node.credit(claim(OWNER, 100 * 10**6, nullifier=9))
         cases = [
-            (release_request(9, 101 * 10**6, START + 600), "not yet released"),
-            (release_request(8, 1, START + 600), "no credited claim"),
-            (release_request(9, 1, START - 1), "deadline must be after"),
-            (release_request(9, 1, START + 25 * 3600), "at most 24 h"),
+            (release_request(USDC, 101 * 10**6, START + 600), "asked for 101000000"),
+            (release_request("0x" + "ab" * 20, 1, START + 600), "no vault on chain 31001 pays"),
+            (release_request(USDC, 1, START - 1), "deadline must be after"),
+            (release_request(USDC, 1, START + 25 * 3600), "at most 24 h"),
         ]
         for request, message in cases:
             with pytest.raises(WithdrawalRefused, match=message):
                 await node.sign_release(request)
         with pytest.raises(WithdrawalRefused, match="signed by"):
-            await node.sign_release(release_request(9, 1, START + 600), owner_key=b"\x07" * 32)
+            await node.sign_release(release_request(USDC, 1, START + 600), owner_key=b"\x07" * 32)
         node.healthy = False
         with pytest.raises(WithdrawalRefused, match="not healthy"):
-            await node.sign_release(release_request(9, 1, START + 600))
+            await node.sign_release(release_request(USDC, 1, START + 600))
         assert node.processor.ledger.reservations == {}
         assert node.processor.ledger.balances == {(OWNER, CHAIN, "USDC"): 100 * 10**6}
         await node.stop()
@@ -322,7 +322,7 @@ def test_a_trade_is_priced_at_its_own_block_not_at_a_later_mark(tmp_path: Path) 
 def test_the_schema_is_versioned_and_a_newer_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "node.sqlite"
     store = ClearingStore(path)
-    assert store.connection.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert store.connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     store.connection.execute("PRAGMA user_version = 99")
     store.close()
     with pytest.raises(RuntimeError, match="schema version 99, newer than this crossclear"):
@@ -351,3 +351,15 @@ def test_credits_in_any_order_give_the_same_seize_to_the_base_unit(tmp_path: Pat
         assert [amount for _, amount in signed[0]] == [sum(amounts)]
 
     run(body)
+
+
+def test_an_older_file_is_migrated_in_place_keeping_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "node.sqlite"
+    connection = open_database(path)
+    connection.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    connection.execute("INSERT INTO clearing_pools VALUES (31001, 'USDC', '10', '3', '0')")
+    connection.close()
+    store = ClearingStore(path)
+    assert store.pools() == [(31001, "USDC", 10, 3, 0, 0)]
+    assert store.connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    store.close()

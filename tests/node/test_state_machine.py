@@ -215,7 +215,8 @@ class Clearing(RuleBasedStateMachine):
         account = verified.account
         key = KEYS[ACCOUNTS.index(account)]
         self.nonce += 1
-        request = release_request(verified.claim.nullifier, max(1, verified.claim.claimed_amount // fraction), self.time + window, nonce=self.nonce, account=account)
+        token = "0x" + f"{verified.claim.asset:040x}"
+        request = release_request(token, max(1, verified.claim.claimed_amount // fraction), self.time + window, nonce=self.nonce, account=account)
         signed = []
         for node in self.nodes:
             try:

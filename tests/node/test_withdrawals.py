@@ -43,24 +43,27 @@ VAULT_ADDRESS = to_checksum_address(f"{VAULT:#042x}")
 TOKEN_ADDRESS = to_checksum_address(f"{ASSET:#042x}")
 
 
-def request(nullifier: int, amount: float, release: int = 1, recipient: str | None = None, deadline: int = START + 600) -> WithdrawalRequest:
-    return WithdrawalRequest(OWNER, nullifier, int(amount * WETH_UNITS), recipient or OWNER, release.to_bytes(32, "big"), deadline)
+UNKNOWN_TOKEN = "0x" + "ab" * 20
+
+
+def request(token: str, amount: float, release: int = 1, recipient: str | None = None, deadline: int = START + 600) -> WithdrawalRequest:
+    return WithdrawalRequest(OWNER, CHAIN, token, int(amount * WETH_UNITS), recipient or OWNER, release.to_bytes(32, "big"), deadline)
 
 
 # --- what the owner signs ------------------------------------------------------------------------
 
 
 def test_the_typed_data_binds_every_field_and_the_clearinghouse() -> None:
-    ask = request(7, 0.25, recipient="0x" + "ab" * 20)
+    ask = request(TOKEN_ADDRESS, 0.25, recipient="0x" + "cd" * 20)
     typed = request_typed_data(ask, DOMAIN)
     assert typed["primaryType"] == "WithdrawalRequest"
     assert typed["domain"] == {"name": "Crossclear", "version": "1"}
     assert [field["name"] for field in typed["types"]["WithdrawalRequest"]] == [
-        "clearinghouse", "account", "claimNullifier", "amount", "recipient", "nonce", "deadline",
+        "clearinghouse", "account", "chainId", "token", "amount", "recipient", "nonce", "deadline",
     ]
     assert typed["message"] == {
-        "clearinghouse": DOMAIN, "account": OWNER, "claimNullifier": 7, "amount": 25 * 10**16,
-        "recipient": to_checksum_address("0x" + "ab" * 20), "nonce": (1).to_bytes(32, "big"), "deadline": START + 600,
+        "clearinghouse": DOMAIN, "account": OWNER, "chainId": CHAIN, "token": TOKEN_ADDRESS, "amount": 25 * 10**16,
+        "recipient": to_checksum_address("0x" + "cd" * 20), "nonce": (1).to_bytes(32, "big"), "deadline": START + 600,
     }
     # The owner's signature is an ordinary EIP-712 signature over exactly this message.
     signature = sign_request(ask, DOMAIN, OWNER_KEY)
@@ -68,7 +71,7 @@ def test_the_typed_data_binds_every_field_and_the_clearinghouse() -> None:
 
 
 def test_only_the_owner_signature_over_exactly_this_request_counts() -> None:
-    ask = request(7, 0.1)
+    ask = request(TOKEN_ADDRESS, 0.1)
     recover_owner(ask, sign_request(ask, DOMAIN, OWNER_KEY), DOMAIN)  # the owner: accepted
     lowercase = replace(ask, account=OWNER.lower())
     recover_owner(lowercase, sign_request(lowercase, DOMAIN, OWNER_KEY), DOMAIN)
@@ -120,9 +123,9 @@ def test_the_release_id_is_derived_from_the_whole_order_and_the_nonce() -> None:
     ],
 )
 def test_bad_shapes_are_refused_by_name(change: dict[str, Any], message: str) -> None:
-    check_shape(request(7, 0.1))
+    check_shape(request(TOKEN_ADDRESS, 0.1))
     with pytest.raises(WithdrawalRefused, match=message):
-        check_shape(replace(request(7, 0.1), **change))
+        check_shape(replace(request(TOKEN_ADDRESS, 0.1), **change))
 
 
 # --- a node's processor signing releases of a real, proven claim --------------------------------
@@ -162,7 +165,7 @@ async def refused(node: Harness, ask: WithdrawalRequest, signature: bytes, messa
 def test_owner_gets_a_node_signature_and_the_amount_is_reserved(tmp_path: Path) -> None:
     async def body() -> None:
         node, nullifier = await funded(tmp_path)
-        ask = request(nullifier, 0.2)
+        ask = request(TOKEN_ADDRESS, 0.2)
         domain, order, signature = await sign(node, ask)
         assert recover_signer(domain, order, signature) == Account.from_key(NODE_KEY).address
         assert (domain.chain_id, int(domain.vault, 16), int(order.token, 16), order.amount) == (CHAIN, VAULT, ASSET, 2 * 10**17)
@@ -174,8 +177,8 @@ def test_owner_gets_a_node_signature_and_the_amount_is_reserved(tmp_path: Path) 
         # Asking again for the same order returns the same signature and reserves nothing more.
         assert await sign(node, ask) == (domain, order, signature)
         assert held(node) == 3 * 10**17 and list(node.processor.ledger.reservations) == [order.release_id]
-        too_much = request(nullifier, 0.4, release=2)
-        await refused(node, too_much, sign_request(too_much, DOMAIN, OWNER_KEY), r"claim holds 300000000000000000 base units \(0.3 WETH\) not yet released")
+        too_much = request(TOKEN_ADDRESS, 0.4, release=2)
+        await refused(node, too_much, sign_request(too_much, DOMAIN, OWNER_KEY), r"holds 300000000000000000 base units of WETH on chain \d+; asked for 400000000000000000")
         assert node.processor.ledger.conservation_failures() == []
         await node.stop()
 
@@ -185,7 +188,7 @@ def test_owner_gets_a_node_signature_and_the_amount_is_reserved(tmp_path: Path) 
 def test_restart_keeps_reservations(tmp_path: Path) -> None:
     async def body() -> None:
         node, nullifier = await funded(tmp_path)
-        ask = request(nullifier, 0.1)
+        ask = request(TOKEN_ADDRESS, 0.1)
         _, order, signature = await sign(node, ask)
         await node.restart()
         assert held(node) == 4 * 10**17 and list(node.processor.ledger.reservations) == [order.release_id]
@@ -199,13 +202,13 @@ def test_restart_keeps_reservations(tmp_path: Path) -> None:
 def test_someone_else_cannot_withdraw(tmp_path: Path) -> None:
     async def body() -> None:
         node, nullifier = await funded(tmp_path)
-        ask = request(nullifier, 0.1, recipient=Account.from_key(STRANGER_KEY).address)
+        ask = request(TOKEN_ADDRESS, 0.1, recipient=Account.from_key(STRANGER_KEY).address)
         await refused(node, ask, sign_request(ask, DOMAIN, STRANGER_KEY), "not by the account")
         await refused(node, ask, b"\x00" * 65, "unreadable|not by the account")
         await refused(node, ask, sign_request(ask, DOMAIN + 1, OWNER_KEY), "not by the account")
-        # The stranger asking for the owner's claim in their own name finds no claim of theirs.
+        # The stranger asking for the owner's token in their own name finds no holding of theirs.
         theirs = replace(ask, account=Account.from_key(STRANGER_KEY).address)
-        await refused(node, theirs, sign_request(theirs, DOMAIN, STRANGER_KEY), "has no credited claim")
+        await refused(node, theirs, sign_request(theirs, DOMAIN, STRANGER_KEY), "holds 0 base units of WETH")
         await node.stop()
 
     run(body)
@@ -219,9 +222,9 @@ def test_release_that_would_break_initial_margin_is_refused(tmp_path: Path) -> N
         await node.certify(node.observe(2, START + 2, [short]))
         await node.settled()
         assert node.processor.snapshot is not None and len(node.processor.snapshot.margin(OWNER).positions) == 1
-        ask = request(nullifier, 0.3)
+        ask = request(TOKEN_ADDRESS, 0.3)
         await refused(node, ask, sign_request(ask, DOMAIN, OWNER_KEY), "would leave equity .* below initial margin")
-        small = request(nullifier, 0.01, release=9)
+        small = request(TOKEN_ADDRESS, 0.01, release=9)
         await sign(node, small)
         assert held(node) == 49 * 10**16
         await node.stop()
@@ -236,7 +239,7 @@ def test_stale_prices_block_releases(tmp_path: Path) -> None:
         await node.certify(node.observe(2, later))
         await node.settled()
         assert node.processor.status().chain_time[CHAIN] == (2, later)
-        ask = request(nullifier, 0.1, deadline=later + 600)
+        ask = request(TOKEN_ADDRESS, 0.1, deadline=later + 600)
         await refused(node, ask, sign_request(ask, DOMAIN, OWNER_KEY), "prices are stale")
         await node.stop()
 
@@ -246,12 +249,12 @@ def test_stale_prices_block_releases(tmp_path: Path) -> None:
 def test_unknown_claim_and_bad_shapes(tmp_path: Path) -> None:
     async def body() -> None:
         node, nullifier = await funded(tmp_path)
-        other = request(nullifier + 1, 0.1)
-        await refused(node, other, sign_request(other, DOMAIN, OWNER_KEY), "has no credited claim")
-        await refused(node, replace(request(nullifier, 0.1), nonce=b"short"), b"", "nonce must be 32 bytes")
-        await refused(node, request(nullifier, 0.1, recipient="0x" + "00" * 20), b"", "recipient must not be the zero address")
-        await refused(node, request(nullifier, 0.0), b"", "amount must be a positive integer")
-        too_far = request(nullifier, 0.1, release=3, deadline=START + MAX_RELEASE_WINDOW_SECONDS + 1)
+        other = request(UNKNOWN_TOKEN, 0.1)
+        await refused(node, other, sign_request(other, DOMAIN, OWNER_KEY), "no vault on chain .* pays token")
+        await refused(node, replace(request(TOKEN_ADDRESS, 0.1), nonce=b"short"), b"", "nonce must be 32 bytes")
+        await refused(node, request(TOKEN_ADDRESS, 0.1, recipient="0x" + "00" * 20), b"", "recipient must not be the zero address")
+        await refused(node, request(TOKEN_ADDRESS, 0.0), b"", "amount must be a positive integer")
+        too_far = request(TOKEN_ADDRESS, 0.1, release=3, deadline=START + MAX_RELEASE_WINDOW_SECONDS + 1)
         await refused(node, too_far, sign_request(too_far, DOMAIN, OWNER_KEY), "at most 24 h")
         await node.stop()
 
@@ -264,7 +267,7 @@ def test_a_payout_is_matched_to_the_reservation_by_id_and_content(tmp_path: Path
 
     async def body() -> None:
         node, nullifier = await funded(tmp_path)
-        _, order, _ = await sign(node, request(nullifier, 0.2))
+        _, order, _ = await sign(node, request(TOKEN_ADDRESS, 0.2))
         assert held(node) == 3 * 10**17
         odd = payout(Released, 2, 0, START + 2, order.release_id, OWNER, TOKEN_ADDRESS, 1, OWNER, chain_id=CHAIN, vault=VAULT_ADDRESS)
         await node.certify(node.observe(2, START + 2, [odd]))

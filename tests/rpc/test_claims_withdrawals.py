@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import pytest
+from eth_utils.address import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +28,7 @@ from crossclear.store import ClaimRow
 from crossclear.v1 import claim_pb2, claim_pb2_grpc, node_pb2, node_pb2_grpc, withdrawal_pb2, withdrawal_pb2_grpc
 
 from ..node.harness import NODE_KEYS, NODE_SET, START, Harness, perp
-from ..node.test_claims import CHAIN, DOMAIN, checker, fixture, started_fixture_node
+from ..node.test_claims import ASSET, CHAIN, DOMAIN, checker, fixture, started_fixture_node
 from ..node.test_withdrawals import OWNER, OWNER_KEY
 
 HALF_WETH = 5 * 10**17
@@ -105,9 +106,12 @@ def submit(index: int) -> claim_pb2.SubmitClaimRequest:
 
 
 def release_request(nullifier: int, amount: int, release: int, deadline: int = START + 600) -> withdrawal_pb2.ReleaseRequest:
-    ask = WithdrawalRequest(OWNER, nullifier, amount, OWNER, release.to_bytes(32, "big"), deadline)
+    """A release of the holding the claim with `nullifier` credited (fixture claims are WETH on CHAIN)."""
+    del nullifier
+    token = to_checksum_address(f"{ASSET:#042x}")
+    ask = WithdrawalRequest(OWNER, CHAIN, token, amount, OWNER, release.to_bytes(32, "big"), deadline)
     return withdrawal_pb2.ReleaseRequest(
-        account=OWNER, claim_nullifier=str(nullifier), amount=str(amount), recipient=OWNER,
+        account=OWNER, chain_id=CHAIN, token=token, amount=str(amount), recipient=OWNER,
         nonce=ask.nonce, deadline=ask.deadline, owner_signature=sign_request(ask, DOMAIN, OWNER_KEY),
     )
 
@@ -206,14 +210,14 @@ def test_peers_refusals_are_reported_with_their_reasons(tmp_path: Path) -> None:
             details = error.value.details() or ""
             assert "only 2 of 4 nodes signed" in details
             for node in nodes[2:]:
-                assert f"{node.target}: account {OWNER} has no credited claim with nullifier {nullifier}" in details
+                assert f"{node.target}: {OWNER.lower()} holds 0 base units of WETH on chain {CHAIN}" in details
                 assert node.node.processor.ledger.reservations == {}
             # The node asked first refuses at once, with its own reason.
             async with grpc.aio.insecure_channel(nodes[3].target) as channel:
                 with pytest.raises(grpc.aio.AioRpcError) as refused:
                     await withdrawal_pb2_grpc.WithdrawalServiceStub(channel).RequestRelease(release_request(nullifier, 10**17, 2), timeout=10)
             assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-            assert "has no credited claim" in (refused.value.details() or "")
+            assert "holds 0 base units of WETH" in (refused.value.details() or "")
 
     asyncio.run(main())
 
@@ -304,7 +308,7 @@ def test_fuzzed_requests_to_every_method_never_break_the_server(tmp_path: Path) 
                             await claims.GetClaim(claim_pb2.GetClaimRequest(nullifier=a), timeout=10)
                         elif which in (2, 3):
                             request = withdrawal_pb2.ReleaseRequest(
-                                account=a, claim_nullifier=b, amount=c, recipient=d, nonce=blob, owner_signature=blob, deadline=deadline,
+                                account=a, token=b, amount=c, recipient=d, nonce=blob, owner_signature=blob, deadline=deadline, chain_id=deadline % 2**63,
                             )
                             method = withdrawals.SignRelease if which == 2 else withdrawals.RequestRelease
                             await method(request, timeout=10)

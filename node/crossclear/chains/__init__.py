@@ -27,6 +27,7 @@ from crossclear.chains.interface import (
     ReorgTooDeep,
     RootUpdated,
     Seized,
+    Traded,
     VaultRoot,
 )
 from crossclear.chains.registry import ENTRY_POINT_GROUP, create_adapter
@@ -56,6 +57,7 @@ __all__ = [
     "ReorgTooDeep",
     "RootUpdated",
     "Seized",
+    "Traded",
     "VaultRoot",
     "create_adapter",
 ]

@@ -21,11 +21,11 @@ from crossclear.chains.interface import (
     ChainAdapterError,
     DepositObserved,
     InstrumentKind,
-    PositionChanged,
     PriceUpdated,
     Released,
     RootUpdated,
     Seized,
+    Traded,
 )
 
 
@@ -62,10 +62,10 @@ RELEASED = EventLayout(
 SEIZED = EventLayout(
     "Seized(bytes32,address,address,uint256,address)", ("bytes32", "address", "address"), ("uint256", "address")
 )
-POSITION_CHANGED = EventLayout(
-    "PositionChanged(uint256,address,address,uint8,int256,uint256,uint256,uint64,bool,bool)",
-    ("uint256", "address", "address"),
-    ("uint8", "int256", "uint256", "uint256", "uint64", "bool", "bool"),
+TRADED = EventLayout(
+    "Traded(bytes32,address,address,address,uint8,uint256,uint64,bool,int256,uint256,bytes32)",
+    ("bytes32", "address", "address"),
+    ("address", "uint8", "uint256", "uint64", "bool", "int256", "uint256", "bytes32"),
 )
 PRICE_UPDATED = EventLayout(
     "PriceUpdated(address,int256,uint8,uint80,uint256)", ("address",), ("int256", "uint8", "uint80", "uint256")
@@ -73,7 +73,7 @@ PRICE_UPDATED = EventLayout(
 
 #: Events each contract role emits that become observations.
 VAULT_EVENTS = (DEPOSITED, ROOT_UPDATED, RELEASED, SEIZED)
-MARKET_EVENTS = (POSITION_CHANGED,)
+MARKET_EVENTS = (TRADED,)
 PRICE_FEED_EVENTS = (PRICE_UPDATED,)
 
 #: Every topic0 the adapter asks eth_getLogs for.
@@ -147,16 +147,17 @@ def _seized(ctx: LogContext, indexed: Sequence[Any], data: Sequence[Any]) -> Any
     )  # fmt: skip
 
 
-def _position(ctx: LogContext, indexed: Sequence[Any], data: Sequence[Any]) -> AnyObservation:
-    position_id, trader, underlying = indexed
-    kind, size, price, strike, expiry, is_call, is_open = data
+def _traded(ctx: LogContext, indexed: Sequence[Any], data: Sequence[Any]) -> AnyObservation:
+    trade_id, maker, taker = indexed
+    underlying, kind, strike, expiry, is_call, maker_size, price, close_out_id = data
     try:
         instrument = InstrumentKind(kind)
     except ValueError:
-        raise MalformedLog(f"PositionChanged kind {kind} is neither perpetual (0) nor option (1)") from None
-    return PositionChanged(
-        **ctx.common(), position_id=position_id, trader=_address(trader), underlying=_address(underlying),
-        kind=instrument, size=size, price=price, strike=strike, expiry=expiry, is_call=is_call, is_open=is_open,
+        raise MalformedLog(f"Traded kind {kind} is neither perpetual (0) nor option (1)") from None
+    return Traded(
+        **ctx.common(), trade_id=bytes(trade_id), maker=_address(maker), taker=_address(taker),
+        underlying=_address(underlying), kind=instrument, strike=strike, expiry=expiry, is_call=is_call,
+        maker_size=maker_size, price=price, close_out_id=bytes(close_out_id),
     )  # fmt: skip
 
 
@@ -175,7 +176,7 @@ _BUILDERS: dict[bytes, tuple[EventLayout, _Builder]] = {
     ROOT_UPDATED.topic0: (ROOT_UPDATED, _root),
     RELEASED.topic0: (RELEASED, _released),
     SEIZED.topic0: (SEIZED, _seized),
-    POSITION_CHANGED.topic0: (POSITION_CHANGED, _position),
+    TRADED.topic0: (TRADED, _traded),
     PRICE_UPDATED.topic0: (PRICE_UPDATED, _price),
 }
 

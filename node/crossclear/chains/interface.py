@@ -159,7 +159,7 @@ class RootUpdated(Observation):
 
 
 class InstrumentKind(enum.Enum):
-    """What a `Market` position is."""
+    """What a `Market` instrument is."""
 
     PERPETUAL = 0
     """Perpetual future."""
@@ -168,8 +168,41 @@ class InstrumentKind(enum.Enum):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Traded(Observation):
+    """`Market.Traded`: one trade between two parties (a filled maker order or a close-out)."""
+
+    trade_id: bytes
+    """32-byte id, unique per trade: keccak256(abi.encode(order hash or close-out digest, fill index))."""
+    maker: Address
+    """The order's maker, or the closed-out account in a close-out."""
+    taker: Address
+    """Who filled the order, or the backstop liquidator that took the close-out."""
+    underlying: Address
+    """Token the instrument is on (its `PriceFeed` prices it)."""
+    kind: InstrumentKind
+    """Perpetual or option."""
+    strike: int
+    """Option strike, 18 decimals; 0 for perpetuals."""
+    expiry: int
+    """Option expiry, Unix seconds; 0 for perpetuals."""
+    is_call: bool
+    """True for a call; False for a put and for perpetuals."""
+    maker_size: int
+    """Signed size the maker traded, 18 decimals: positive when it bought; the taker traded the negative."""
+    price: int
+    """Price (perpetual) or premium (option) per unit, 18 decimals."""
+    close_out_id: bytes
+    """32-byte id of the close-out this trade executed; 32 zero bytes for an ordinary fill."""
+
+    @property
+    def is_close_out(self) -> bool:
+        """True when the node set's close-out of a defaulting account made this trade."""
+        return self.close_out_id != bytes(32)
+
+
+@dataclass(frozen=True, kw_only=True)
 class PositionChanged(Observation):
-    """`Market.PositionChanged`: a position was opened or closed."""
+    """`PositionChanged` of the former position-registry Market (no contract emits it now)."""
 
     position_id: int
     """The market's id for the position (unique per market)."""
@@ -242,7 +275,7 @@ class Seized(Observation):
 
 
 #: Every observation type an adapter may emit.
-AnyObservation: TypeAlias = DepositObserved | RootUpdated | PositionChanged | PriceUpdated | Released | Seized
+AnyObservation: TypeAlias = DepositObserved | RootUpdated | Traded | PositionChanged | PriceUpdated | Released | Seized
 
 
 @dataclass(frozen=True)

@@ -251,7 +251,9 @@ class Story:
 
         say("[6/6] Alice withdraws 1,000 USDC: released by a quorum, paid by the vault")
         usdc_claim = claimed[0]
-        release = await request_release(self.live[0], self.alice[1], usdc_claim.nullifier, 1_000 * 10**6, alice, secrets.token_bytes(32), self.domain)
+        release = await request_release(
+            self.live[0], self.alice[1], usdc_claim.chain.chain_id, usdc_claim.chain.token("USDC")["address"], 1_000 * 10**6, alice, secrets.token_bytes(32), self.domain
+        )
         say(f"      {len(release.signatures)} node signatures (quorum {release.threshold}): {', '.join(s[:10] + '…' for s in release.signers)}")
         token = chain_a.web3.eth.contract(address=Web3.to_checksum_address(release.token), abi=list(load_artifact("MockERC20").abi))
         before = await asyncio.to_thread(token.functions.balanceOf(alice).call)

@@ -1,4 +1,4 @@
-"""Deploy the clearinghouse contracts on one chain: Poseidon hashers, tokens, feeds, market, vault.
+"""Deploy the clearinghouse contracts on one chain: Poseidon hashers, tokens, feeds, vault, market.
 
 Deployment goes through anvil's unlocked first dev account, one transaction at a time and
 waiting for each receipt, so it is meant for a chain that mines on demand (automine); the
@@ -68,7 +68,7 @@ class Deployment:
     vault: Address
     """CollateralVault."""
     market: Address
-    """Market (position registry)."""
+    """Market (maker orders filled by takers, quorum-signed close-outs; trusts `vault`'s node set)."""
     poseidon2: Address
     """circomlibjs Poseidon, 2 inputs."""
     poseidon4: Address
@@ -139,8 +139,9 @@ def deploy_devnet(
         feed = deploy_contract(web3, "PriceFeed", token, PRICE_DECIMALS, f"{spec.symbol} / USD", spec.usd_price)
         transact(web3, "MockERC20", token, "mintEach", list(funded), spec.mint_per_account * 10**spec.decimals)
         deployed_tokens.append(DeployedToken(spec.symbol, token, spec.decimals, feed))
-    market = deploy_contract(web3, "Market")
     vault = deploy_contract(web3, "CollateralVault", poseidon2, poseidon4, list(sorted_signers(node_signers)))
+    # The market checks close-outs against the vault's node set (`requireQuorum`).
+    market = deploy_contract(web3, "Market", vault)
     verifier = deploy_contract(web3, VERIFIER_ARTIFACT) if has_artifact(VERIFIER_ARTIFACT) else None
     return Deployment(
         vault=vault,

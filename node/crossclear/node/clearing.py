@@ -29,6 +29,8 @@ SECONDS_PER_YEAR = 365.0 * 24 * 3600
 #: Options are keyed by time to expiry; the instrument table is re-keyed against chain time at
 #: least this often (a full rebuild, so not on every block).
 REKEY_EXPIRIES_SECONDS = 60.0
+#: Chain id under which an account's settlement balance appears among its holdings.
+SETTLEMENT_CHAIN = 0
 
 ModeFigures = tuple[float, float, float, float]
 
@@ -78,7 +80,7 @@ class CollateralLine:
     asset: str
     """Asset name."""
     units: int
-    """Base units held (what the ledger says, exactly)."""
+    """Base units held (what the ledger says, exactly); on chain 0 the settlement balance, which may be negative."""
     decimals: int
     """Token decimals: units / 10**decimals is the amount in asset units."""
     price: float
@@ -347,7 +349,9 @@ def _copy_result(result: MarginResult) -> MarginResult:
 class ClearingState:
     """The book margin is computed from; changed by the processor only, read through snapshots."""
 
-    def __init__(self, params: MarginParams, market: Market, heartbeats: Mapping[str, float], decimals: Mapping[str, int]) -> None:
+    def __init__(
+        self, params: MarginParams, market: Market, heartbeats: Mapping[str, float], decimals: Mapping[str, int], settlement_asset: str = "USDC"
+    ) -> None:
         """`market` carries vols, scan ranges, haircut inputs and starting prices; `heartbeats`
         maps every underlying and asset name to its feed's heartbeat in seconds; `decimals`
         maps every collateral asset to its token's decimals.
@@ -361,6 +365,7 @@ class ClearingState:
             {name: int(decimals.get(name, 18)) for name in market.asset_names},
         )
         self._market = market
+        self._settlement_asset = settlement_asset
         self._feeds: dict[str, FeedPrice] = {}
         for name, price in [*zip(market.underlying_names, market.underlying_price), *zip(market.asset_names, market.asset_price)]:
             self._feeds[name] = FeedPrice(float(price), -math.inf, float(heartbeats.get(name, math.inf)))
@@ -431,6 +436,22 @@ class ClearingState:
             holdings[(chain_id, asset)] = units
         else:
             holdings.pop((chain_id, asset), None)
+        self._books[account] = replace(book, collateral=tuple(sorted(holdings.items())))
+        self._changed()
+
+    def set_settlement(self, account: str, units: int) -> None:
+        """The account's settlement balance (variation margin owed to it, or by it when negative),
+        counted in margin as a holding of the settlement asset on chain 0."""
+        account = normalise_account(account)
+        book = self._book(account)
+        holdings = dict(book.collateral)
+        key = (SETTLEMENT_CHAIN, self._settlement_asset)
+        if holdings.get(key, 0) == units:
+            return
+        if units:
+            holdings[key] = units
+        else:
+            holdings.pop(key, None)
         self._books[account] = replace(book, collateral=tuple(sorted(holdings.items())))
         self._changed()
 

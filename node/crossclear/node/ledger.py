@@ -4,9 +4,16 @@ Every amount here is a Python `int` in the token's smallest unit. The ledger is 
 mutated by one owner (the processor), which writes every changed row in the same SQLite
 transaction as the input that changed it, so a restarted node loads exactly what it had.
 
-The rule it keeps, per (chain, asset):
+The rules it keeps:
 
-    credited = held by accounts + reserved for signed orders + insurance fund + paid out
+    per (chain, asset):  credited = held + reserved + insurance fund + cash pool + paid out
+    overall:             sum of settlement balances (accounts and fund) = sum of cash pools
+
+Variation margin moves value between accounts as *settlement balances* in the settlement
+asset (positive: the clearinghouse owes the account; negative: the account owes). A debt is
+paid from the account's settlement-asset holdings, which move into the *cash pool* of their
+chain; a positive balance is withdrawn from a chain's cash pool. So a winner withdraws what
+a loser posted, on the loser's chain, released by the quorum from that chain's vault.
 
 `credited` grows only with accepted claims; `paid out` only with certified `Released` and
 `Seized` events. An order (release or seize) reserves its amount when this node signs it; the
@@ -57,7 +64,7 @@ class Reservation:
     recipient: str
     """Address the vault pays (lowercase 0x)."""
     reference: str
-    """Release: the claim nullifier it draws on; seize: the line's seize nonce."""
+    """Release: "holding" or "settlement" (the source it draws on); seize: the line's seize nonce."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,13 @@ class Ledger:
     """Order ids whose payout was certified (each is applied once)."""
     pending_payouts: dict[bytes, PendingPayout] = field(default_factory=dict)
     """Certified payouts waiting for the credit they draw on."""
+    settlement: dict[str, int] = field(default_factory=dict)
+    """Settlement balance per account, in the settlement asset's base units (may be negative)."""
+    fund_settlement: int = 0
+    """The insurance fund's settlement balance (rounding residue, waterfall payments)."""
+    cash: dict[Pool, int] = field(default_factory=dict)
+    """Cash pools: settlement-asset units per chain that back positive settlement balances."""
+    changed_accounts: set[str] = field(default_factory=set)
     changed_lines: set[Line] = field(default_factory=set)
     changed_pools: set[Pool] = field(default_factory=set)
     changed_orders: set[bytes] = field(default_factory=set)
@@ -121,8 +135,9 @@ class Ledger:
         return {(chain, asset): amount for (owner, chain, asset), amount in self.balances.items() if owner == account and amount}
 
     def conservation_failures(self) -> list[str]:
-        """One line per (chain, asset) where credited != held + reserved + insurance + paid out."""
-        pools = set(self.credited) | set(self.paid_out) | set(self.insurance)
+        """One line per rule broken: a (chain, asset) where credited != held + reserved +
+        insurance + cash + paid out, or settlement balances that cash pools do not back."""
+        pools = set(self.credited) | set(self.paid_out) | set(self.insurance) | set(self.cash)
         pools |= {(chain, asset) for (_, chain, asset) in self.balances}
         pools |= {(r.line[1], r.line[2]) for r in self.reservations.values()}
         failures = []
@@ -130,11 +145,15 @@ class Ledger:
             credited = self.credited.get(pool, 0)
             held, reserved = self.held(pool), self.reserved(pool)
             insurance, paid = self.insurance.get(pool, 0), self.paid_out.get(pool, 0)
-            if credited != held + reserved + insurance + paid or min(held, reserved, insurance, paid) < 0:
+            cash = self.cash.get(pool, 0)
+            if credited != held + reserved + insurance + cash + paid or min(held, reserved, insurance, paid, cash) < 0:
                 failures.append(
                     f"chain {pool[0]} {pool[1]}: credited {credited} != held {held} + reserved {reserved}"
-                    f" + insurance {insurance} + paid out {paid}"
+                    f" + insurance {insurance} + cash {cash} + paid out {paid}"
                 )
+        owed = sum(self.settlement.values()) + self.fund_settlement
+        if owed != sum(self.cash.values()):
+            failures.append(f"settlement balances {owed} != cash pools {sum(self.cash.values())}")
         return failures
 
     # --- changing ------------------------------------------------------------------------------
@@ -159,10 +178,18 @@ class Ledger:
             raise LedgerError(f"order {reservation.order_id.hex()} is already reserved or paid")
         if reservation.amount <= 0:
             raise LedgerError(f"an order must pay a positive amount, got {reservation.amount}")
-        held = self.balance(reservation.line)
-        if reservation.amount > held:
-            raise LedgerError(f"{reservation.line[2]} on chain {reservation.line[1]}: {reservation.amount} asked, {held} held")
-        self._add(reservation.line, -reservation.amount)
+        if reservation.reference == "settlement":
+            account, chain_id, asset = reservation.line
+            owed, cash = self.settlement_of(account), self.cash.get((chain_id, asset), 0)
+            if reservation.amount > min(owed, cash):
+                raise LedgerError(f"settlement balance {owed} and chain {chain_id}'s cash pool {cash} cannot pay {reservation.amount}")
+            self._settle(account, -reservation.amount)
+            self._to_cash((chain_id, asset), -reservation.amount)
+        else:
+            held = self.balance(reservation.line)
+            if reservation.amount > held:
+                raise LedgerError(f"{reservation.line[2]} on chain {reservation.line[1]}: {reservation.amount} asked, {held} held")
+            self._add(reservation.line, -reservation.amount)
         self.reservations[reservation.order_id] = reservation
         self.changed_orders.add(reservation.order_id)
 
@@ -187,9 +214,16 @@ class Ledger:
             self.changed_pools.add(pool)
             return "reserved"
         if reservation is not None:
-            self._add(reservation.line, reservation.amount)
+            self._give_back(reservation)
         if self.balance(line) >= amount:
             self._pay(line, amount)
+            return "debited"
+        pool = (line[1], line[2])
+        if kind is OrderKind.RELEASE and min(self.settlement_of(line[0]), self.cash.get(pool, 0)) >= amount:
+            self._settle(line[0], -amount)
+            self._to_cash(pool, -amount)
+            self.paid_out[pool] = self.paid_out.get(pool, 0) + amount
+            self.changed_pools.add(pool)
             return "debited"
         self.pending_payouts[order_id] = PendingPayout(order_id, kind, line, amount)
         return "pending"
@@ -203,13 +237,86 @@ class Ledger:
         for reservation in sorted(expired, key=lambda r: r.order_id):
             del self.reservations[reservation.order_id]
             self.changed_orders.add(reservation.order_id)
-            self._add(reservation.line, reservation.amount)
+            self._give_back(reservation)
         return expired
 
-    def take_changes(self) -> tuple[set[Line], set[Pool], set[bytes]]:
+    def _give_back(self, reservation: Reservation) -> None:
+        if reservation.reference == "settlement":
+            self._settle(reservation.line[0], reservation.amount)
+            self._to_cash((reservation.line[1], reservation.line[2]), reservation.amount)
+        else:
+            self._add(reservation.line, reservation.amount)
+
+    # --- settlement ----------------------------------------------------------------------------
+
+    def settlement_of(self, account: str) -> int:
+        return self.settlement.get(account, 0)
+
+    def pay_settlement(self, payments: dict[str, int], residue: int) -> None:
+        """Variation margin or a trade's cash: `payments` (account -> signed units) and the
+        rounding residue (to the fund) sum to zero."""
+        if sum(payments.values()) + residue != 0 or residue < 0:
+            raise LedgerError(f"settlement payments sum to {sum(payments.values())} with residue {residue}: they must cancel")
+        for account, amount in payments.items():
+            self._settle(account, amount)
+        self.fund_settlement += residue
+
+    def sweep(self, account: str, asset: str) -> int:
+        """Pay the account's debt from its `asset` holdings, chain by chain (ascending); returns units moved."""
+        moved = 0
+        for line in sorted(line for line in self.balances if line[0] == account and line[2] == asset):
+            debt = -self.settlement_of(account)
+            if debt <= 0:
+                break
+            take = min(debt, self.balance(line))
+            self._add(line, -take)
+            self._to_cash((line[1], line[2]), take)
+            self._settle(account, take)
+            moved += take
+        return moved
+
+    def move_to_fund(self, line: Line, units: int) -> None:
+        """A defaulter's collateral becomes the insurance fund's (the waterfall's second step)."""
+        self._add(line, -units)
+        pool = (line[1], line[2])
+        self.insurance[pool] = self.insurance.get(pool, 0) + units
+        self.changed_pools.add(pool)
+
+    def fund_pays(self, account: str, pool: Pool, units: int) -> None:
+        """The fund pays part of an account's debt from its settlement-asset holding in `pool`."""
+        held = self.insurance.get(pool, 0)
+        if units > held:
+            raise LedgerError(f"insurance fund holds {held} of {pool[1]} on chain {pool[0]}, {units} asked")
+        self.insurance[pool] = held - units
+        self._to_cash(pool, units)
+        self._settle(account, units)
+
+    def deleverage(self, winner: str, loser: str, units: int) -> None:
+        """Auto-deleveraging: part of a winner's settlement balance covers a defaulter's debt."""
+        if units > self.settlement_of(winner):
+            raise LedgerError(f"{winner} has {self.settlement_of(winner)} to deleverage, {units} asked")
+        self._settle(winner, -units)
+        self._settle(loser, units)
+
+    def _settle(self, account: str, delta: int) -> None:
+        balance = self.settlement.get(account, 0) + delta
+        if balance:
+            self.settlement[account] = balance
+        else:
+            self.settlement.pop(account, None)
+        self.changed_accounts.add(account)
+
+    def _to_cash(self, pool: Pool, delta: int) -> None:
+        cash = self.cash.get(pool, 0) + delta
+        if cash < 0:
+            raise LedgerError(f"cash pool of {pool[1]} on chain {pool[0]} would go negative")
+        self.cash[pool] = cash
+        self.changed_pools.add(pool)
+
+    def take_changes(self) -> tuple[set[Line], set[Pool], set[bytes], set[str]]:
         """What changed since the last call (for the store to write), and forget it."""
-        changes = (self.changed_lines, self.changed_pools, self.changed_orders)
-        self.changed_lines, self.changed_pools, self.changed_orders = set(), set(), set()
+        changes = (self.changed_lines, self.changed_pools, self.changed_orders, self.changed_accounts)
+        self.changed_lines, self.changed_pools, self.changed_orders, self.changed_accounts = set(), set(), set(), set()
         return changes
 
     def _add(self, line: Line, delta: int) -> None:

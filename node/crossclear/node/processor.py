@@ -33,12 +33,12 @@ from crossclear.margin import InstrumentKind as MarginKind
 from crossclear.margin import Mode
 from crossclear.margin.methodology import instrument_value
 from crossclear.node.claims import ClaimOutcome, CollateralToken, RejectReason, VerifiedClaim, credited_detail
-from crossclear.node.clearing import ClearingError, ClearingState, MarginSnapshot, PositionRecord, SECONDS_PER_YEAR
+from crossclear.node.clearing import SECONDS_PER_YEAR, SETTLEMENT_CHAIN, ClearingError, ClearingState, MarginSnapshot, PositionRecord
 from crossclear.node.facts import ChainNames, EventsBlock, MalformedEvents, decode_events
 from crossclear.node.ledger import Ledger, LedgerError, Line, OrderKind, PendingPayout, Reservation
 from crossclear.node.liquidations import SignedSeize, seize_deadline, seize_id
 from crossclear.node.withdrawals import MAX_RELEASE_WINDOW_SECONDS, WithdrawalRefused, WithdrawalRequest, check_shape, recover_owner, release_id
-from crossclear.store import ClearingStore, ObservedRow, OrderRow, PositionRow
+from crossclear.store import FUND, ClearingStore, ObservedRow, OrderRow, PositionRow
 
 _log = logging.getLogger("crossclear.processor")
 
@@ -121,6 +121,8 @@ class ProcessorConfig:
     """Where seized collateral goes (the same on every node); None signs no seizes."""
     price_band: float = 0.05
     """A trade's price may differ from the certified mark at its block by at most this fraction."""
+    settlement_asset: str = "USDC"
+    """Variation margin and trade cash are paid in this asset."""
 
 
 @dataclass
@@ -217,10 +219,16 @@ class Processor:
                 ledger.balances[line] = amount
             if nonce:
                 ledger.seize_nonces[line] = nonce
-        for chain_id, asset, credited, paid_out, insurance in store.pools():
+        for chain_id, asset, credited, paid_out, insurance, cash in store.pools():
             ledger.credited[(chain_id, asset)] = credited
             ledger.paid_out[(chain_id, asset)] = paid_out
             ledger.insurance[(chain_id, asset)] = insurance
+            ledger.cash[(chain_id, asset)] = cash
+        for account, units in store.settlements().items():
+            if account == FUND:
+                ledger.fund_settlement = units
+            else:
+                ledger.settlement[account] = units
         for row in store.orders():
             line = (row.account, row.chain_id, row.asset)
             kind = OrderKind(row.kind)
@@ -541,19 +549,21 @@ class Processor:
         self._emit(f"{kind.value}_paid")
 
     def _flush_ledger(self) -> None:
-        lines, pools, _ = self.ledger.take_changes()
+        lines, pools, _, accounts = self.ledger.take_changes()
         for line in sorted(lines):
             balance = self.ledger.balance(line)
             self._store.save_balance(line[0], line[1], line[2], balance, self.ledger.seize_nonces.get(line, 0))
             self._state.set_collateral(line[0], line[1], line[2], self.ledger.margin_units(line))
         for pool in sorted(pools):
-            self._store.save_pool(pool[0], pool[1], self.ledger.credited.get(pool, 0), self.ledger.paid_out.get(pool, 0), self.ledger.insurance.get(pool, 0))
-        for order_id in sorted(o for o in self.ledger.pending_payouts if o not in self._pending_saved()):
-            del order_id  # pending rows are written where they arise
-        return
-
-    def _pending_saved(self) -> set[bytes]:
-        return set()
+            self._store.save_pool(
+                pool[0], pool[1], self.ledger.credited.get(pool, 0), self.ledger.paid_out.get(pool, 0),
+                self.ledger.insurance.get(pool, 0), self.ledger.cash.get(pool, 0),
+            )
+        for account in sorted(accounts):
+            self._store.save_settlement(account, self.ledger.settlement_of(account))
+            self._state.set_settlement(account, self.ledger.settlement_of(account))
+        if accounts or pools:
+            self._store.save_settlement(FUND, self.ledger.fund_settlement)
 
     def _save_order(self, reservation: Reservation, state: str) -> None:
         account, chain_id, asset = reservation.line
@@ -612,17 +622,17 @@ class Processor:
     def _sign_release(self, request: WithdrawalRequest, owner_signature: bytes) -> tuple[VaultDomain, ReleaseOrder, bytes]:
         check_shape(request)
         recover_owner(request, owner_signature, self._config.clearinghouse_domain)
-        claim = self._store.claim(request.claim_nullifier)
-        if claim is None or claim.account != request.account.lower():
-            raise WithdrawalRefused(f"account {request.account} has no credited claim with nullifier {request.claim_nullifier}")
-        token = self._config.tokens.get((claim.chain_id, claim.asset))
+        token = next(
+            (t for t in self._config.tokens.values() if t.chain_id == request.chain_id and t.token == int(request.token, 16)), None
+        )
         if token is None:
-            raise WithdrawalRefused(f"no vault pays {claim.asset} on chain {claim.chain_id}")
-        domain = VaultDomain(chain_id=claim.chain_id, vault=to_checksum_address(f"{token.vault:#042x}"))
-        token_address = to_checksum_address(f"{token.token:#042x}")
+            raise WithdrawalRefused(f"no vault on chain {request.chain_id} pays token {request.token}")
+        account = request.account.lower()
+        domain = VaultDomain(chain_id=token.chain_id, vault=to_checksum_address(f"{token.vault:#042x}"))
+        token_address = to_checksum_address(request.token)
         order = ReleaseOrder(
             release_id=release_id(
-                claim.chain_id, domain.vault, to_checksum_address(request.account), token_address, request.amount,
+                token.chain_id, domain.vault, to_checksum_address(request.account), token_address, request.amount,
                 to_checksum_address(request.recipient), request.deadline, request.nonce,
             ),
             account=to_checksum_address(request.account),
@@ -632,38 +642,45 @@ class Processor:
             deadline=request.deadline,
         )
         existing = self._store.order(order.release_id)
-        now = self.chain_time(claim.chain_id)
         if existing is not None:
             if existing.state == "open":
                 # Already reserved: the id fixes the content, so the same signature again.
                 return domain, order, sign(domain, order, self._config.private_key)
             raise WithdrawalRefused(f"release {order.release_id.hex()} is already {existing.state}")
-        refusal = self._can_sign(claim.chain_id)
+        refusal = self._can_sign(token.chain_id)
         if refusal:
             raise WithdrawalRefused(refusal)
+        now = self.chain_time(token.chain_id)
         if not now < request.deadline <= now + MAX_RELEASE_WINDOW_SECONDS:
             raise WithdrawalRefused(
-                f"deadline must be after chain {claim.chain_id}'s time {now} and at most {MAX_RELEASE_WINDOW_SECONDS // 3600} h later (the amount stays reserved until then)"
+                f"deadline must be after chain {token.chain_id}'s time {now} and at most {MAX_RELEASE_WINDOW_SECONDS // 3600} h later (the amount stays reserved until then)"
             )
-        remaining = claim.amount - self._store.drawn_on_claim(claim.nullifier)
+        line = (account, token.chain_id, token.asset)
+        held = self.ledger.balance(line)
+        gains = min(self.ledger.settlement_of(account), self.ledger.cash.get((token.chain_id, token.asset), 0))
         decimals = token.decimals
-        if request.amount > remaining:
+        if request.amount <= held:
+            source, removal = "holding", (token.chain_id, token.asset, request.amount)
+        elif token.asset == self._config.settlement_asset and request.amount <= gains:
+            source, removal = "settlement", (SETTLEMENT_CHAIN, token.asset, request.amount)
+        else:
             raise WithdrawalRefused(
-                f"claim holds {remaining} base units ({remaining / 10**decimals:g} {claim.asset}) not yet released; asked for {request.amount}"
+                f"{account} holds {held} base units of {token.asset} on chain {token.chain_id}"
+                + (f" and can draw {gains} of settlement gains there" if token.asset == self._config.settlement_asset else "")
+                + f"; asked for {request.amount}"
             )
         assert self.snapshot is not None
         try:
-            after = self.snapshot.simulate(claim.account, remove_collateral=[(claim.chain_id, claim.asset, request.amount)])
+            after = self.snapshot.simulate(account, remove_collateral=[removal])
         except ClearingError as error:
             raise WithdrawalRefused(str(error)) from None
         initial = after.im[Mode.PORTFOLIO]
         if after.equity < initial:
             raise WithdrawalRefused(
-                f"releasing {request.amount / 10**decimals:g} {claim.asset} would leave equity {after.equity:,.2f} below initial margin {initial:,.2f}"
+                f"releasing {request.amount / 10**decimals:g} {token.asset} would leave equity {after.equity:,.2f} below initial margin {initial:,.2f}"
             )
         reservation = Reservation(
-            order.release_id, OrderKind.RELEASE, (claim.account, claim.chain_id, claim.asset), request.amount,
-            request.deadline, token_address.lower(), order.recipient.lower(), str(claim.nullifier),
+            order.release_id, OrderKind.RELEASE, line, request.amount, request.deadline, token_address.lower(), order.recipient.lower(), source,
         )
         with self._store.transaction():
             try:

@@ -5,7 +5,9 @@ above initial margin without that collateral (the processor decides, see
 crossclear.node.processor).
 
 The owner signs a WithdrawalRequest (EIP-712, bound to the clearinghouse domain) naming the
-claim whose collateral to release, the amount, the recipient and a 32-byte nonce. Every node
+chain and token to be paid, the amount, the recipient, a 32-byte nonce and a deadline. It
+draws on the account's holding of that token on that chain, or, for the settlement asset, on
+its settlement balance (variation-margin gains) where that chain's cash pool can pay. Every node
 checks it on its own; the vault pays out only with a quorum of node signatures over the
 Release order, and each release id works once. A node that signs reserves the amount at once
 (its margin no longer counts it), so the same collateral cannot back two releases. The
@@ -46,8 +48,10 @@ class WithdrawalRequest:
 
     account: str
     """The account (0x address) whose collateral is released."""
-    claim_nullifier: int
-    """The credited claim whose collateral to release (it names chain, vault and token)."""
+    chain_id: int
+    """Chain whose vault pays."""
+    token: str
+    """Token (0x address) the vault pays: a holding of it, or settlement gains in it."""
     amount: int
     """Amount in the token's smallest unit."""
     recipient: str
@@ -66,7 +70,8 @@ def request_typed_data(request: WithdrawalRequest, clearinghouse_domain: int) ->
             "WithdrawalRequest": [
                 {"name": "clearinghouse", "type": "uint256"},
                 {"name": "account", "type": "address"},
-                {"name": "claimNullifier", "type": "uint256"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "token", "type": "address"},
                 {"name": "amount", "type": "uint256"},
                 {"name": "recipient", "type": "address"},
                 {"name": "nonce", "type": "bytes32"},
@@ -78,7 +83,8 @@ def request_typed_data(request: WithdrawalRequest, clearinghouse_domain: int) ->
         "message": {
             "clearinghouse": clearinghouse_domain,
             "account": to_checksum_address(request.account),
-            "claimNullifier": request.claim_nullifier,
+            "chainId": request.chain_id,
+            "token": to_checksum_address(request.token),
             "amount": request.amount,
             "recipient": to_checksum_address(request.recipient),
             "nonce": request.nonce,
@@ -110,11 +116,13 @@ def release_id(chain_id: int, vault: str, account: str, token: str, amount: int,
 
 
 def check_shape(request: WithdrawalRequest) -> None:
-    for name in ("account", "recipient"):
+    for name in ("account", "recipient", "token"):
         if not is_address(getattr(request, name)):
             raise WithdrawalRefused(f"{name} must be a 0x address, got {getattr(request, name)!r}")
     if int(request.recipient, 16) == 0:
         raise WithdrawalRefused("recipient must not be the zero address (the vault cannot pay it)")
+    if not 0 < request.chain_id < 2**63:
+        raise WithdrawalRefused(f"chain id must be a positive integer, got {request.chain_id}")
     if len(request.nonce) != 32:
         raise WithdrawalRefused(f"nonce must be 32 bytes, got {len(request.nonce)}")
     if not 0 <= request.deadline < 2**64:

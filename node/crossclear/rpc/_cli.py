@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     release = subparsers.add_parser("release", help="ask the node set to release collateral (a withdrawal)")
     release.add_argument("--key-file", required=True, type=Path, help="the account owner's private key (hex); it signs the request")
-    release.add_argument("--claim", required=True, help="nullifier of the credited claim whose collateral to release")
+    release.add_argument("--chain", required=True, type=int, help="chain id whose vault pays")
+    release.add_argument("--token", required=True, help="0x address of the token the vault pays")
     release.add_argument("--amount", required=True, type=int, help="amount in the token's smallest unit")
     release.add_argument("--recipient", required=True, help="address the vault pays")
     release.add_argument("--domain", required=True, type=int, help="the clearinghouse domain the nodes serve")
@@ -80,10 +81,8 @@ def run_claim_get(args: argparse.Namespace) -> int:
 def run_release(args: argparse.Namespace) -> int:
     from crossclear.rpc.client import read_key_file, request_release
 
-    if not args.claim.isdigit():
-        raise UsageError("--claim must be the claim's nullifier, a decimal number")
     release = asyncio.run(
-        request_release(args.node, read_key_file(args.key_file), int(args.claim), args.amount, args.recipient, secrets.token_bytes(32), args.domain, args.valid_for)
+        request_release(args.node, read_key_file(args.key_file), args.chain, args.token, args.amount, args.recipient, secrets.token_bytes(32), args.domain, args.valid_for)
     )
     json.dump(
         {
@@ -112,7 +111,12 @@ def run_status(args: argparse.Namespace) -> int:
     print(f"crossclear {status.version}  node {status.node_address}  peers {status.connected_peers}  state height {status.state_height}  accounts {status.accounts}")
     print(f"certificates {status.certificate_count}  equivocation evidence {status.equivocation_count}")
     for chain in status.chains:
-        print(f"  chain {chain.network} ({chain.chain_id}): head {chain.head}, final {chain.finalized} ({chain.finality}), health {chain.health}")
+        print(
+            f"  chain {chain.network} ({chain.chain_id}): head {chain.head}, final {chain.finalized} ({chain.finality}), health {chain.health},"
+            f" applied to {chain.applied_block} (chain time {chain.chain_time}), {chain.waiting_blocks} waiting for a certificate"
+        )
+    if status.signing_halted:
+        print(f"SIGNING HALTED: {status.signing_halted}")
     for feed in status.feeds:
         print(f"  feed {feed.name}: {feed.price:,.2f}{'  STALE' if feed.stale else ''}")
     return 0

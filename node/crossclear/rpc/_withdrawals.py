@@ -25,13 +25,13 @@ PEER_TIMEOUT_SECONDS = 3.0
 
 def request_from_proto(message: withdrawal_pb2.ReleaseRequest) -> WithdrawalRequest:
     """Parse the request; WithdrawalRefused names the field that is wrong."""
-    for name in ("claim_nullifier", "amount"):
-        value = getattr(message, name)
-        if not (value.isascii() and value.isdigit()) or len(value) > 80:
-            raise WithdrawalRefused(f"{name} must be a decimal integer, got {value[:80]!r}")
+    value = message.amount
+    if not (value.isascii() and value.isdigit()) or len(value) > 80:
+        raise WithdrawalRefused(f"amount must be a decimal integer of base units, got {value[:80]!r}")
     return WithdrawalRequest(
         account=message.account,
-        claim_nullifier=int(message.claim_nullifier),
+        chain_id=message.chain_id,
+        token=message.token,
         amount=int(message.amount),
         recipient=message.recipient,
         nonce=bytes(message.nonce),

@@ -64,7 +64,8 @@ async def get_claim(target: str, nullifier: str) -> claim_pb2.Claim:
 async def request_release(
     target: str,
     owner_key: bytes,
-    claim_nullifier: int,
+    chain_id: int,
+    token: str,
     amount: int,
     recipient: str,
     nonce: bytes,
@@ -73,10 +74,11 @@ async def request_release(
 ) -> withdrawal_pb2.Release:
     """Sign a withdrawal request with the owner's key and ask the node for a quorum release."""
     owner = Account.from_key(owner_key).address
-    request = WithdrawalRequest(owner, claim_nullifier, amount, recipient, nonce, int(time.time()) + valid_for_seconds)
+    request = WithdrawalRequest(owner, chain_id, token, amount, recipient, nonce, int(time.time()) + valid_for_seconds)
     message = withdrawal_pb2.ReleaseRequest(
         account=owner,
-        claim_nullifier=str(claim_nullifier),
+        chain_id=chain_id,
+        token=token,
         amount=str(amount),
         recipient=recipient,
         nonce=nonce,

@@ -1,10 +1,11 @@
 """Per-node SQLite state (one file per node, WAL, crash-safe commits): every table lives here."""
 
-from crossclear.store._clearing import MIGRATIONS, ClaimRow, ClearingStore, CursorRow, ObservedRow, OrderRow, PositionRow, migrate
+from crossclear.store._clearing import FUND, MIGRATIONS, ClaimRow, ClearingStore, CursorRow, ObservedRow, OrderRow, PositionRow, migrate
 from crossclear.store._database import open_database
 from crossclear.store._store import AttestationStore, ChainProgressRow, StoredObservation, StoredSignature
 
 __all__ = [
+    "FUND",
     "MIGRATIONS",
     "AttestationStore",
     "ChainProgressRow",

@@ -119,7 +119,28 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (chain_id, block_number, log_index)
     );
     """,
+    """
+    ALTER TABLE clearing_pools ADD COLUMN cash TEXT NOT NULL DEFAULT '0';
+    CREATE TABLE clearing_settlement (
+        account TEXT PRIMARY KEY,
+        units TEXT NOT NULL
+    );
+    CREATE TABLE clearing_open_interest (
+        account TEXT NOT NULL,
+        instrument TEXT NOT NULL,
+        size TEXT NOT NULL,
+        PRIMARY KEY (account, instrument)
+    );
+    CREATE TABLE clearing_marks (
+        underlying TEXT PRIMARY KEY,
+        answer TEXT NOT NULL,
+        decimals INTEGER NOT NULL
+    );
+    """,
 )
+
+#: The insurance fund's row in clearing_settlement.
+FUND = "fund"
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,16 +364,43 @@ class ClearingStore:
         rows = self.connection.execute("SELECT account, chain_id, asset, amount, seize_nonce FROM clearing_balances").fetchall()
         return [(r[0], int(r[1]), r[2], int(r[3]), int(r[4])) for r in rows]
 
-    def save_pool(self, chain_id: int, asset: str, credited: int, paid_out: int, insurance: int) -> None:
+    def save_pool(self, chain_id: int, asset: str, credited: int, paid_out: int, insurance: int, cash: int) -> None:
         self.connection.execute(
-            "INSERT INTO clearing_pools VALUES (?, ?, ?, ?, ?) ON CONFLICT(chain_id, asset)"
-            " DO UPDATE SET credited = excluded.credited, paid_out = excluded.paid_out, insurance = excluded.insurance",
-            (chain_id, asset, str(credited), str(paid_out), str(insurance)),
+            "INSERT INTO clearing_pools (chain_id, asset, credited, paid_out, insurance, cash) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(chain_id, asset) DO UPDATE SET credited = excluded.credited, paid_out = excluded.paid_out,"
+            " insurance = excluded.insurance, cash = excluded.cash",
+            (chain_id, asset, str(credited), str(paid_out), str(insurance), str(cash)),
         )
 
-    def pools(self) -> list[tuple[int, str, int, int, int]]:
-        rows = self.connection.execute("SELECT chain_id, asset, credited, paid_out, insurance FROM clearing_pools").fetchall()
-        return [(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]
+    def pools(self) -> list[tuple[int, str, int, int, int, int]]:
+        rows = self.connection.execute("SELECT chain_id, asset, credited, paid_out, insurance, cash FROM clearing_pools").fetchall()
+        return [(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows]
+
+    def save_settlement(self, account: str, units: int) -> None:
+        """An account's settlement balance (FUND for the insurance fund's); 0 deletes the row."""
+        if units == 0:
+            self.connection.execute("DELETE FROM clearing_settlement WHERE account = ?", (account,))
+        else:
+            self.connection.execute("INSERT OR REPLACE INTO clearing_settlement VALUES (?, ?)", (account, str(units)))
+
+    def settlements(self) -> dict[str, int]:
+        return {r[0]: int(r[1]) for r in self.connection.execute("SELECT account, units FROM clearing_settlement")}
+
+    def save_open_interest(self, account: str, instrument: str, size: int) -> None:
+        if size == 0:
+            self.connection.execute("DELETE FROM clearing_open_interest WHERE account = ? AND instrument = ?", (account, instrument))
+        else:
+            self.connection.execute("INSERT OR REPLACE INTO clearing_open_interest VALUES (?, ?, ?)", (account, instrument, str(size)))
+
+    def open_interest(self) -> list[tuple[str, str, int]]:
+        rows = self.connection.execute("SELECT account, instrument, size FROM clearing_open_interest ORDER BY instrument, account").fetchall()
+        return [(r[0], r[1], int(r[2])) for r in rows]
+
+    def save_mark(self, underlying: str, answer: int, decimals: int) -> None:
+        self.connection.execute("INSERT OR REPLACE INTO clearing_marks VALUES (?, ?, ?)", (underlying, str(answer), decimals))
+
+    def marks(self) -> dict[str, tuple[int, int]]:
+        return {r[0]: (int(r[1]), int(r[2])) for r in self.connection.execute("SELECT underlying, answer, decimals FROM clearing_marks")}
 
     def save_order(self, row: OrderRow) -> None:
         self.connection.execute(

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63rossclear/v1/withdrawal.proto\x12\rcrossclear.v1\"\x97\x01\n\x0eReleaseRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x17\n\x0f\x63laim_nullifier\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x11\n\trecipient\x18\x04 \x01(\t\x12\r\n\x05nonce\x18\x05 \x01(\x0c\x12\x17\n\x0fowner_signature\x18\x06 \x01(\x0c\x12\x10\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x04\"5\n\x10ReleaseSignature\x12\x0e\n\x06signer\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xcb\x01\n\x07Release\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05vault\x18\x02 \x01(\t\x12\x12\n\nrelease_id\x18\x03 \x01(\x0c\x12\x0f\n\x07\x61\x63\x63ount\x18\x04 \x01(\t\x12\r\n\x05token\x18\x05 \x01(\t\x12\x0e\n\x06\x61mount\x18\x06 \x01(\t\x12\x11\n\trecipient\x18\x07 \x01(\t\x12\x12\n\nsignatures\x18\x08 \x03(\x0c\x12\x0f\n\x07signers\x18\t \x03(\t\x12\x11\n\tthreshold\x18\n \x01(\r\x12\x10\n\x08\x64\x65\x61\x64line\x18\x0b \x01(\x04\x32\xab\x01\n\x11WithdrawalService\x12G\n\x0eRequestRelease\x12\x1d.crossclear.v1.ReleaseRequest\x1a\x16.crossclear.v1.Release\x12M\n\x0bSignRelease\x12\x1d.crossclear.v1.ReleaseRequest\x1a\x1f.crossclear.v1.ReleaseSignatureb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63rossclear/v1/withdrawal.proto\x12\rcrossclear.v1\"\xa5\x01\n\x0eReleaseRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x11\n\trecipient\x18\x04 \x01(\t\x12\r\n\x05nonce\x18\x05 \x01(\x0c\x12\x17\n\x0fowner_signature\x18\x06 \x01(\x0c\x12\x10\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\x04\x12\x10\n\x08\x63hain_id\x18\x08 \x01(\x04\x12\r\n\x05token\x18\t \x01(\tJ\x04\x08\x02\x10\x03\"5\n\x10ReleaseSignature\x12\x0e\n\x06signer\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xcb\x01\n\x07Release\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05vault\x18\x02 \x01(\t\x12\x12\n\nrelease_id\x18\x03 \x01(\x0c\x12\x0f\n\x07\x61\x63\x63ount\x18\x04 \x01(\t\x12\r\n\x05token\x18\x05 \x01(\t\x12\x0e\n\x06\x61mount\x18\x06 \x01(\t\x12\x11\n\trecipient\x18\x07 \x01(\t\x12\x12\n\nsignatures\x18\x08 \x03(\x0c\x12\x0f\n\x07signers\x18\t \x03(\t\x12\x11\n\tthreshold\x18\n \x01(\r\x12\x10\n\x08\x64\x65\x61\x64line\x18\x0b \x01(\x04\x32\xab\x01\n\x11WithdrawalService\x12G\n\x0eRequestRelease\x12\x1d.crossclear.v1.ReleaseRequest\x1a\x16.crossclear.v1.Release\x12M\n\x0bSignRelease\x12\x1d.crossclear.v1.ReleaseRequest\x1a\x1f.crossclear.v1.ReleaseSignatureb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,11 +32,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crossclear.v1.withdrawal_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RELEASEREQUEST']._serialized_start=50
-  _globals['_RELEASEREQUEST']._serialized_end=201
-  _globals['_RELEASESIGNATURE']._serialized_start=203
-  _globals['_RELEASESIGNATURE']._serialized_end=256
-  _globals['_RELEASE']._serialized_start=259
-  _globals['_RELEASE']._serialized_end=462
-  _globals['_WITHDRAWALSERVICE']._serialized_start=465
-  _globals['_WITHDRAWALSERVICE']._serialized_end=636
+  _globals['_RELEASEREQUEST']._serialized_end=215
+  _globals['_RELEASESIGNATURE']._serialized_start=217
+  _globals['_RELEASESIGNATURE']._serialized_end=270
+  _globals['_RELEASE']._serialized_start=273
+  _globals['_RELEASE']._serialized_end=476
+  _globals['_WITHDRAWALSERVICE']._serialized_start=479
+  _globals['_WITHDRAWALSERVICE']._serialized_end=650
 # @@protoc_insertion_point(module_scope)

@@ -25,16 +25,15 @@ class ReleaseRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
-    CLAIM_NULLIFIER_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     RECIPIENT_FIELD_NUMBER: _builtins.int
     NONCE_FIELD_NUMBER: _builtins.int
     OWNER_SIGNATURE_FIELD_NUMBER: _builtins.int
     DEADLINE_FIELD_NUMBER: _builtins.int
+    CHAIN_ID_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_NUMBER: _builtins.int
     account: _builtins.str
     """0x address of the owner"""
-    claim_nullifier: _builtins.str
-    """decimal; the credited claim whose collateral to release"""
     amount: _builtins.str
     """decimal, in the token's smallest unit"""
     recipient: _builtins.str
@@ -45,20 +44,25 @@ class ReleaseRequest(_message.Message):
     """EIP-712 WithdrawalRequest signature by the account"""
     deadline: _builtins.int
     """unix seconds; the vault refuses the release after it (at most 24 h away)"""
+    chain_id: _builtins.int
+    """chain whose vault pays"""
+    token: _builtins.str
+    """0x address of the token the vault pays"""
     def __init__(
         self,
         *,
         account: _builtins.str = ...,
-        claim_nullifier: _builtins.str = ...,
         amount: _builtins.str = ...,
         recipient: _builtins.str = ...,
         nonce: _builtins.bytes = ...,
         owner_signature: _builtins.bytes = ...,
         deadline: _builtins.int = ...,
+        chain_id: _builtins.int = ...,
+        token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "amount", b"amount", "claim_nullifier", b"claim_nullifier", "deadline", b"deadline", "nonce", b"nonce", "owner_signature", b"owner_signature", "recipient", b"recipient"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "amount", b"amount", "chain_id", b"chain_id", "deadline", b"deadline", "nonce", b"nonce", "owner_signature", b"owner_signature", "recipient", b"recipient", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
