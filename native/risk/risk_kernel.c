@@ -78,7 +78,8 @@ static int filter_history(const risk_params *params, const risk_market *market, 
         moves[t] = sigma > 0.0 ? r / sigma : 0.0;
         variance = params->decay * variance + (1.0 - params->decay) * r * r;
     }
-    double sigma_star = sqrt(variance);
+    double sigma_star = market->sigma_forecast != NULL ? market->sigma_forecast[u] : sqrt(variance);
+    if (!(sigma_star >= 0.0) || !isfinite(sigma_star)) return 0;
     if (params->apc_vol_floor) sigma_star = fmax(sigma_star, sqrt(plain_variance));
     const double horizon = sqrt(params->mpor_days);
     for (int64_t t = 0; t < lookback; t++) moves[t] = horizon * moves[t] * sigma_star;

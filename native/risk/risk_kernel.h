@@ -52,6 +52,9 @@ typedef struct {
     const double *spot;        /* S_u */
     const double *vol;         /* implied vol sigma_u, unchanged in every scenario */
     const double *closes;      /* (L + 1) x underlyings, row-major, oldest first, all > 0 */
+    const double *sigma_forecast; /* NULL: step 4 uses the EWMA filter's sigma_(L+1); else one
+                                     daily vol per underlying from a forecaster (params.fhs_forecaster),
+                                     still floored when apc_vol_floor is set */
 } risk_market;
 
 typedef struct {

@@ -29,6 +29,7 @@ COMMAND_MODULES: dict[str, str] = {
     "status": "crossclear.rpc._cli",
     "liquidator": "crossclear.node._liquidator_cli",
     "demo": "crossclear.demo._cli",
+    "dash": "crossclear.dash._cli",
 }
 
 #: `crossclear bench <name>` benchmarks and the module that registers each.

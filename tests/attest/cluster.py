@@ -12,7 +12,7 @@ from pathlib import Path
 from crossclear._net import free_tcp_port
 from crossclear.attest import AttestationNode, NodeConfig, NodeKey
 from crossclear.attest._synthetic import SyntheticChain, run_synthetic_adapter
-from crossclear.p2p import PeerAddress, peer_id_for
+from crossclear.p2p import PeerAddress, now_ms, peer_id_for
 
 from .helpers import KEYS, node_set
 
@@ -42,10 +42,27 @@ def configs(tmp_path: Path, size: int, **overrides: object) -> list[NodeConfig]:
     return result
 
 
+def chain_clock(chains: Sequence[SyntheticChain]) -> Callable[[int], int | None]:
+    """A node's own view of each synthetic chain's head: the chain's clock."""
+    by_id = {chain.chain_id: chain for chain in chains}
+
+    def head(chain_id: int) -> int | None:
+        chain = by_id.get(chain_id)
+        return None if chain is None else chain.head(now_ms())
+
+    return head
+
+
 class RunningNode:
-    """A node plus its synthetic adapter task."""
+    """A node plus its synthetic adapter task. Unless the config says otherwise, the node
+    admits its chains' emitter and sees each chain's head on the chain's clock."""
 
     def __init__(self, config: NodeConfig, chains: Sequence[SyntheticChain], byzantine: bool = False) -> None:
+        if config.admission.emitters is None:
+            emitters = frozenset((chain.chain_id, chain.emitter) for chain in chains)
+            config = replace(config, admission=replace(config.admission, emitters=emitters))
+        if config.own_head is None:
+            config = replace(config, own_head=chain_clock(chains))
         self.config = config
         self.chains = chains
         self.byzantine = byzantine

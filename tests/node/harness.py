@@ -17,12 +17,12 @@ from typing import Any
 from eth_account import Account
 
 from crossclear.attest import SigningDomain, observation_digest
-from crossclear.chains.interface import AnyObservation, InstrumentKind, PositionChanged, PriceUpdated, Released, Seized
+from crossclear.chains.interface import AnyObservation, InstrumentKind, Traded, PriceUpdated, Released, Seized
 from crossclear.chains.vault_orders import ReleaseOrder, VaultDomain
 from crossclear.node.claims import ClaimOutcome, CollateralToken, VerifiedClaim
 from crossclear.node.facts import ChainNames, facts_for_block
-from crossclear.node.liquidations import SignedSeize
-from crossclear.node.processor import CertificatesFormed, ChainProgress, CreditClaim, Processor, ProcessorConfig, SignRelease, SignSeizes
+from crossclear.node.liquidations import SignedCloseOut, SignedSeize
+from crossclear.node.processor import CertificatesFormed, ChainProgress, CreditClaim, Processor, ProcessorConfig, SignCloseOuts, SignRelease, SignSeizes
 from crossclear.node.withdrawals import WithdrawalRequest, sign_request
 from crossclear.store import ClearingStore, CursorRow, ObservedRow
 from crossclear.zk import ClaimPublicSignals
@@ -52,7 +52,6 @@ TOKENS = {
 }
 NAMES = {
     CHAIN: ChainNames(CHAIN, VAULT, {WETH: "ETH"}, {ETH_FEED: ("ETH", "WETH"), USDC_FEED: ("USDC",), BTC_FEED: ("BTC", "WBTC")}, {USDC: ("USDC", 6), WETH: ("WETH", 18)}),
-    OTHER_CHAIN: ChainNames(OTHER_CHAIN, "0x" + "77" * 20, {}, {}, {}),
 }
 FEED_CHAINS = {"ETH": CHAIN, "WETH": CHAIN, "USDC": CHAIN, "BTC": CHAIN, "WBTC": CHAIN}
 
@@ -69,13 +68,37 @@ def price(block: int, log_index: int, timestamp: int, feed: str, dollars: int, d
     return PriceUpdated(**base(feed, block, log_index, timestamp, chain_id), asset=asset, answer=dollars * 10**decimals, decimals=decimals, round_id=block, updated_at=timestamp)
 
 
+#: The other side of every trade `perp` makes: a market maker.
+MARKET_MAKER = "0x" + "cc" * 20
+#: Claims by this address seed the insurance fund.
+FUND_ADDRESS = "0x" + "fd" * 20
+#: A backstop liquidator that takes close-outs.
+BACKSTOP = "0x" + "bb" * 20
+
+
+def trade(
+    block: int, log_index: int, timestamp: int, maker: str, taker: str, maker_size: float, price: float, *,
+    trade_id: int = 1, close_out_id: bytes = bytes(32), chain_id: int = CHAIN,
+    kind: InstrumentKind = InstrumentKind.PERPETUAL, strike: float = 0.0, expiry: int = 0, is_call: bool = False,
+) -> Traded:
+    """A two-sided trade on the market: `maker` trades `maker_size` (positive: buys), `taker` the opposite."""
+    return Traded(
+        **base(MARKET, block, log_index, timestamp, chain_id), trade_id=trade_id.to_bytes(32, "big"), maker=maker, taker=taker,
+        underlying=WETH, kind=kind, strike=int(strike * 10**18), expiry=expiry, is_call=is_call,
+        maker_size=int(size_units(maker_size)), price=int(price * 10**18), close_out_id=close_out_id,
+    )
+
+
+def size_units(size: float) -> int:
+    return int(round(size * 10**18))
+
+
 def perp(
     block: int, log_index: int, timestamp: int, trader: str, position_id: int, size: float, entry: float, is_open: bool = True, chain_id: int = CHAIN
-) -> PositionChanged:
-    return PositionChanged(
-        **base(MARKET, block, log_index, timestamp, chain_id), position_id=position_id, trader=trader, underlying=WETH,
-        kind=InstrumentKind.PERPETUAL, size=int(size * 10**18), price=int(entry * 10**18), strike=0, expiry=0, is_call=False, is_open=is_open,
-    )
+) -> Traded:
+    """`trader` buys `size` perpetuals at `entry` from the market maker (sells them back to it when
+    `is_open` is False)."""
+    return trade(block, log_index, timestamp, trader, MARKET_MAKER, size if is_open else -size, entry, trade_id=position_id * 2 + (0 if is_open else 1), chain_id=chain_id)
 
 
 def payout(
@@ -118,7 +141,9 @@ class Harness:
 
     def _open(self) -> None:
         self.store = ClearingStore(self.path)
-        config = ProcessorConfig(self.names, self.tokens, self.feed_chains, self.domain, self.key, self.liquidation_recipient, price_band=0.05)
+        config = ProcessorConfig(
+            self.names, self.tokens, self.feed_chains, self.domain, self.key, self.liquidation_recipient, price_band=0.05, insurance_fund=FUND_ADDRESS
+        )
         self.processor = Processor(config, self.store, make_state(fresh=False), self.certified.__contains__, lambda chain: self.healthy)
 
     async def start(self) -> None:
@@ -180,6 +205,11 @@ class Harness:
         """What WithdrawalServicer calls: check, reserve and sign with the owner's signature as given."""
         reply: asyncio.Future[tuple[VaultDomain, ReleaseOrder, bytes]] = asyncio.get_running_loop().create_future()
         await self.processor.queue.put(SignRelease(request, owner_signature, reply))
+        return await reply
+
+    async def sign_close_outs(self) -> list[SignedCloseOut]:
+        reply: asyncio.Future[list[SignedCloseOut]] = asyncio.get_running_loop().create_future()
+        await self.processor.queue.put(SignCloseOuts(reply))
         return await reply
 
     async def sign_seizes(self) -> list[SignedSeize]:

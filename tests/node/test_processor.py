@@ -112,7 +112,7 @@ def test_an_observed_block_survives_a_restart_before_its_certificate(tmp_path: P
         await node.progress()
         await node.settled()
         assert node.processor.snapshot is not None
-        assert [pid for pid, _ in node.processor.snapshot.books[OWNER].positions] == [f"{CHAIN}:0x{'22' * 20}:1"]
+        assert [pid for pid, _ in node.processor.snapshot.books[OWNER].positions] == [f"{CHAIN}:0x{'22' * 20}:ETH:perp:0:0"]
         assert node.processor.unsigned_facts() == []
         await node.restart()  # after apply: applied once, never again
         await node.certify(digests)
@@ -195,71 +195,26 @@ def test_release_refusals_name_the_problem_and_reserve_nothing(tmp_path: Path) -
     run(body)
 
 
-async def liquidatable(tmp_path: Path) -> Harness:
-    """OWNER: 3 ETH long against 1,000 USDC and 0.5 WETH; ETH then halves."""
-    node = await started(tmp_path)
-    await node.credit(claim(OWNER, 1_000 * 10**6, nullifier=1))
+def test_a_certified_seize_is_applied_once_and_moves_only_its_holdings_nonce(tmp_path: Path) -> None:
+    """Finding: a seize id counted the account's certified seizes, so after the first holding's
+    Seized the second holding got a fresh id and was paid again. Ids are per holding now, and
+    only that holding's own Seized moves its nonce."""
     from .harness import TOKENS
 
-    await node.credit(claim(OWNER, 5 * 10**17, nullifier=2, token=TOKENS[(CHAIN, "WETH")]))
-    await block(node, 2, START + 2, [perp(2, 0, START + 2, OWNER, 1, 3.0, 3000.0)])
-    await block(node, 3, START + 3, [price(3, 0, START + 3, ETH_FEED, 1500)])
-    assert node.processor.snapshot is not None and node.processor.snapshot.margin(OWNER).liquidatable
-    return node
-
-
-def test_seize_orders_carry_a_window_deadline_and_reserve_the_holding(tmp_path: Path) -> None:
     async def body() -> None:
-        node = await liquidatable(tmp_path)
-        orders = await node.sign_seizes()
-        assert sorted((s.order.token.lower(), s.order.amount) for s in orders) == sorted([(USDC, 1_000 * 10**6), (WETH, 5 * 10**17)])
-        deadline = (START + 3) // SEIZE_WINDOW_SECONDS * SEIZE_WINDOW_SECONDS + 2 * SEIZE_WINDOW_SECONDS
-        assert {s.order.deadline for s in orders} == {deadline}
-        assert node.processor.ledger.balances == {}
-        again = await node.sign_seizes()  # the same orders, the same signatures: nothing reserved twice
-        assert sorted((s.order.seize_id, s.signature) for s in again) == sorted((s.order.seize_id, s.signature) for s in orders)
-        assert node.processor.ledger.conservation_failures() == []
-        await node.stop()
-
-    run(body)
-
-
-def test_a_stale_seize_order_is_dead_after_its_deadline_and_the_account_gets_its_collateral_back(tmp_path: Path) -> None:
-    """Finding: seize signatures from a moment of weakness stayed payable forever."""
-
-    async def body() -> None:
-        node = await liquidatable(tmp_path)
-        orders = await node.sign_seizes()
-        deadline = orders[0].order.deadline
-        await block(node, 4, START + 4, [price(4, 0, START + 4, ETH_FEED, 3000)])  # recovered
-        assert await node.sign_seizes() == []  # no longer liquidatable: nothing handed out
-        assert node.processor.ledger.balances == {}  # still reserved: the signatures are valid until the deadline
-        await block(node, 5, deadline + 1, [price(5, 0, deadline + 1, ETH_FEED, 3000)])
-        assert node.processor.ledger.reservations == {}
-        assert node.processor.ledger.balance((OWNER, CHAIN, "USDC")) == 1_000 * 10**6
-        await node.stop()
-
-    run(body)
-
-
-def test_the_second_holding_keeps_its_seize_id_after_the_first_is_seized(tmp_path: Path) -> None:
-    """Finding: a seize id counted the account's certified seizes, so after the first holding's
-    Seized the second holding got a fresh id and was paid again."""
-
-    async def body() -> None:
-        node = await liquidatable(tmp_path)
-        orders = {s.order.token.lower(): s.order for s in await node.sign_seizes()}
-        usdc_order = orders[USDC]
-        assert usdc_order.seize_id == seize_id(OWNER, CHAIN, usdc_order.token, 0)
-        seized = payout(Seized, 4, 0, START + 4, usdc_order.seize_id, OWNER, USDC, usdc_order.amount, usdc_order.recipient)
-        await block(node, 4, START + 4, [seized])
-        after = {s.order.token.lower(): s.order for s in await node.sign_seizes()}
-        assert USDC not in after  # nothing left in that holding
-        assert after[WETH].seize_id == orders[WETH].seize_id  # the same id: the vault pays it once
-        assert node.processor.ledger.seize_nonces == {(OWNER, CHAIN, "USDC"): 1}
-        # The same Seized certified again (a duplicate block) changes nothing.
-        assert node.processor.ledger.paid_out == {(CHAIN, "USDC"): usdc_order.amount}
-        assert node.processor.ledger.conservation_failures() == []
+        node = await started(tmp_path)
+        await node.credit(claim(OWNER, 1_000 * 10**6, nullifier=1))
+        await node.credit(claim(OWNER, 5 * 10**17, nullifier=2, token=TOKENS[(CHAIN, "WETH")]))
+        usdc_id = seize_id(OWNER, CHAIN, USDC, 0)
+        seized = payout(Seized, 2, 0, START + 2, usdc_id, OWNER, USDC, 400 * 10**6, OWNER)
+        await block(node, 2, START + 2, [seized])
+        await block(node, 3, START + 3, [payout(Seized, 3, 0, START + 3, usdc_id, OWNER, USDC, 400 * 10**6, OWNER)])  # the id again
+        ledger = node.processor.ledger
+        assert ledger.seize_nonces == {(OWNER, CHAIN, "USDC"): 1}
+        assert ledger.balances == {(OWNER, CHAIN, "USDC"): 600 * 10**6, (OWNER, CHAIN, "WETH"): 5 * 10**17}
+        assert ledger.paid_out == {(CHAIN, "USDC"): 400 * 10**6} and ledger.conservation_failures() == []
+        # The WETH holding's next seize still has nonce 0: its id did not change.
+        assert seize_id(OWNER, CHAIN, WETH, ledger.seize_nonces.get((OWNER, CHAIN, "WETH"), 0)) == seize_id(OWNER, CHAIN, WETH, 0)
         await node.stop()
 
     run(body)
@@ -329,26 +284,28 @@ def test_the_schema_is_versioned_and_a_newer_file_is_refused(tmp_path: Path) -> 
         ClearingStore(path)
 
 
-def test_credits_in_any_order_give_the_same_seize_to_the_base_unit(tmp_path: Path) -> None:
-    """Finding: collateral summed as floats made two honest nodes sign seizes one base unit
-    apart (no quorum, or with a Byzantine signer two payable orders), and a seize could exceed
-    the deposit by dust."""
+def test_credits_in_any_order_give_the_same_state_and_orders_to_the_base_unit(tmp_path: Path) -> None:
+    """Finding: collateral summed as floats made two honest nodes sign orders one base unit apart
+    (no quorum, or with a Byzantine signer two payable orders). Integer holdings are the same
+    whatever order the claims arrive in, and so are the orders signed from them."""
     from .harness import TOKENS
 
     amounts = [100_000_000_000_000_001, 200_000_000_000_000_002, 3, 7 * 10**17 + 13]
 
     async def body() -> None:
-        signed = []
+        results = []
         for name, order in (("forward", amounts), ("backward", amounts[::-1])):
             node = await started(tmp_path, name)
-            for index, units in enumerate(order):
+            for units in order:
                 await node.credit(claim(OWNER, units, nullifier=units, token=TOKENS[(CHAIN, "WETH")]))
             await block(node, 2, START + 2, [perp(2, 0, START + 2, OWNER, 1, 3.0, 3000.0)])
             await block(node, 3, START + 3, [price(3, 0, START + 3, ETH_FEED, 1000)])
-            signed.append([(s.order, s.order.amount) for s in await node.sign_seizes()])
+            close_outs = [(s.order, s.signature) for s in await node.sign_close_outs()]
+            results.append((node.money(), close_outs))
             await node.stop()
-        assert signed[0] == signed[1]
-        assert [amount for _, amount in signed[0]] == [sum(amounts)]
+        assert results[0] == results[1]
+        assert results[0][0]["owned"][(OWNER, CHAIN, "WETH")] == sum(amounts)
+        assert len(results[0][1]) == 1
 
     run(body)
 

@@ -31,6 +31,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from crossclear.chains.interface import Released, Seized
 from crossclear.node.withdrawals import WithdrawalRefused
 
+from crossclear.chains.market_orders import auction_price
+
 from .harness import (
     CHAIN,
     ETH_FEED,
@@ -44,14 +46,16 @@ from .harness import (
     claim,
     opening_block,
     payout,
-    perp,
+    trade as two_sided,
     price,
     release_request,
 )
 
 HONEST = 3
-KEYS = [OWNER_KEY, b"\x43" * 32]
+KEYS = [OWNER_KEY, b"\x43" * 32, b"\x44" * 32]
 ACCOUNTS = [Account.from_key(key).address.lower() for key in KEYS]
+TRADERS = ACCOUNTS[:2]
+BACKSTOP = ACCOUNTS[2]
 ASSETS = {"USDC": (TOKENS[(CHAIN, "USDC")], USDC), "WETH": (TOKENS[(CHAIN, "WETH")], WETH)}
 
 
@@ -115,20 +119,45 @@ class Clearing(RuleBasedStateMachine):
         number, timestamp = len(self.blocks) + 1, self.time + gap
         self.mine_block([price(number, 0, timestamp, ETH_FEED, self.mark)], gap)
 
-    @rule(gap=st.sampled_from([1, 12, 120]), account=st.sampled_from(ACCOUNTS), size=st.sampled_from([-3.0, -1.0, 0.5, 2.0]), off=st.sampled_from([0.0, 0.04, -0.04, 0.2]))
-    def trade(self, gap: int, account: str, size: float, off: float) -> None:
+    @rule(gap=st.sampled_from([1, 12, 120]), maker=st.sampled_from(TRADERS), size=st.sampled_from([-3.0, -1.0, 0.5, 2.0]), off=st.sampled_from([0.0, 0.04, -0.04, 0.2]))
+    def trade(self, gap: int, maker: str, size: float, off: float) -> None:
+        """Two traders agree a trade (maybe outside the band, which the nodes must ignore)."""
+        taker = TRADERS[1 - TRADERS.index(maker)]
         number, timestamp = len(self.blocks) + 1, self.time + gap
         position = len(self.positions) + 1
-        self.positions[position] = (account, size)
-        self.mine_block([perp(number, 0, timestamp, account, position, size, self.mark * (1 + off))], gap)
+        self.positions[position] = (maker, size)
+        self.mine_block([two_sided(number, 0, timestamp, maker, taker, size, self.mark * (1 + off), trade_id=position)], gap)
 
     @precondition(lambda self: bool(self.positions))
     @rule(gap=st.sampled_from([1, 12]), data=st.data())
     def close(self, gap: int, data: st.DataObject) -> None:
         position = data.draw(st.sampled_from(sorted(self.positions)))
-        account, size = self.positions[position]
+        maker, size = self.positions[position]
+        taker = TRADERS[1 - TRADERS.index(maker)]
         number, timestamp = len(self.blocks) + 1, self.time + gap
-        self.mine_block([perp(number, 0, timestamp, account, position, size, self.mark, is_open=False)], gap)
+        self.mine_block([two_sided(number, 0, timestamp, maker, taker, -size, self.mark, trade_id=10_000 + position)], gap)
+
+    @rule(synced=st.booleans(), wait=st.sampled_from([0, 150, 599, 900]))
+    def close_outs(self, synced: bool, wait: int) -> None:
+        """Nodes sign close-outs of accounts below maintenance; a backstop takes any with a quorum
+        somewhere in the auction (or too late)."""
+        if synced:
+            self.everyone_catches_up()
+        by_content: dict[Any, int] = defaultdict(int)
+        for node in self.nodes:
+            for signed in self.run(node.sign_close_outs()):
+                by_content[signed.order] += 1
+        for order, count in sorted(by_content.items(), key=lambda item: item[0].close_out_id):
+            if count + 1 < 3 or order.close_out_id in self.used:
+                continue
+            timestamp = max(self.time + 1, order.start + wait)
+            if timestamp > order.deadline:
+                continue  # the market refuses an expired close-out
+            self.used.add(order.close_out_id)
+            fill = auction_price(order, timestamp)
+            number = len(self.blocks) + 1
+            event = two_sided(number, 0, timestamp, order.account.lower(), BACKSTOP, order.account_size / 10**18, fill / 10**18, trade_id=20_000 + number, close_out_id=order.close_out_id)
+            self.mine_block([event], timestamp - self.time)
 
     @rule(gap=st.sampled_from([1, 300, 900]))
     def empty_block(self, gap: int) -> None:
@@ -266,9 +295,19 @@ class Clearing(RuleBasedStateMachine):
     # --- invariants --------------------------------------------------------------------------
 
     @invariant()
-    def never_pays_more_than_was_credited(self) -> None:
-        for line, paid in self.paid.items():
-            assert paid <= self.deposited[line], f"{line}: vault paid {paid}, only {self.deposited[line]} deposited"
+    def never_pays_more_than_was_deposited(self) -> None:
+        """Winners may take out more than they put in (what losers posted), but the vault never
+        pays out more of a token than was deposited and credited."""
+        for asset in ASSETS:
+            paid = sum(amount for (_, name), amount in self.paid.items() if name == asset)
+            deposited = sum(amount for (_, name), amount in self.deposited.items() if name == asset)
+            assert paid <= deposited, f"vault paid {paid} {asset}, only {deposited} deposited"
+
+    @invariant()
+    def open_interest_nets_to_zero(self) -> None:
+        for node in self.nodes:
+            for instrument, sizes in node.processor.open_interest().items():
+                assert sum(sizes.values()) == 0, f"{instrument} nets to {sum(sizes.values())}"
 
     @invariant()
     def books_balance(self) -> None:

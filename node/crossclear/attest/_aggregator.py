@@ -12,6 +12,11 @@ Rules, per verified signature:
   enough honest members agree;
 - otherwise it counts, and the observation is certified once floor(2n/3)+1 distinct members
   have signed it.
+
+Bounds, so that one member cannot grow another's database: a signer holding `storage_share`
+uncertified signatures already has further ones dropped (this node's own are never dropped);
+evidence is kept once per signer and slot; a signature is stored before its observation row,
+so a refused one leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ class IngestReport:
     """Signatures already held."""
     equivocations: int
     """New pieces of equivocation evidence stored."""
+    over_share: int = 0
+    """Signatures dropped because their signer already held its storage share."""
 
 
 def stored_observation(observation: Observation) -> StoredObservation:
@@ -80,30 +87,48 @@ def observation_from_stored(row: StoredObservation) -> Observation:
 
 
 def ingest(
-    store: AttestationStore, node_set: NodeSet, signatures: Sequence[VerifiedSignature], now_ms: int
+    store: AttestationStore,
+    node_set: NodeSet,
+    signatures: Sequence[VerifiedSignature],
+    now_ms: int,
+    *,
+    storage_share: int | None = None,
+    own: bytes = b"",
 ) -> IngestReport:
-    """Count `signatures` (already verified) in one transaction and report what changed."""
+    """Count `signatures` (already verified) in one transaction and report what changed.
+
+    `storage_share`: uncertified signatures a signer other than `own` may hold here; beyond
+    it, its signatures over uncertified observations are dropped (None: no limit)."""
     certificates: list[Certificate] = []
-    counted = duplicates = equivocations = 0
+    counted = duplicates = equivocations = over_share = 0
     with store.transaction():
         for verified in signatures:
             if verified.signer not in node_set:
                 raise ValueError(f"signer 0x{verified.signer.hex()} is not in the node set; verify before ingesting")
             row = stored_observation(verified.observation)
-            # The common case (a new signature) costs three statements: insert the observation
-            # and the signature, count. Only a refused insert (same signer, same slot) looks
-            # further, to tell a duplicate from an equivocation.
-            store.insert_observation(verified.digest, row, now_ms)
+            certified = store.has_certificate(verified.digest)
+            if (
+                storage_share is not None
+                and not certified
+                and verified.signer != own
+                and store.pending_count(verified.signer) >= storage_share
+            ):
+                over_share += 1
+                continue
+            # The common case (a new signature) costs four statements: insert the signature
+            # and its observation, count, look for a certificate. Only a refused insert (same
+            # signer, same slot) looks further, to tell a duplicate from an equivocation.
             stored = StoredSignature(verified.digest, verified.signer, verified.signature)
-            if not store.insert_signature(stored, row, now_ms):
+            if not store.insert_signature(stored, row, now_ms, pending=not certified):
                 held = store.signature_at_slot(verified.signer, row.kind, row.chain_id, row.emitter, row.block_number)
                 if held is None or held.digest == verified.digest:
                     duplicates += 1
                 elif _record_equivocation(store, held, verified, row, now_ms):
                     equivocations += 1
                 continue
+            store.insert_observation(verified.digest, row, now_ms)
             counted += 1
-            if store.signature_count(verified.digest) < node_set.quorum or store.has_certificate(verified.digest):
+            if certified or store.signature_count(verified.digest) < node_set.quorum:
                 continue
             certificate = Certificate(
                 verified.observation,
@@ -114,12 +139,14 @@ def ingest(
                 verified.digest, row.chain_id, row.block_number, certificate.to_proto().SerializeToString(), now_ms
             )
             certificates.append(certificate)
-    return IngestReport(tuple(certificates), counted, duplicates, equivocations)
+    return IngestReport(tuple(certificates), counted, duplicates, equivocations, over_share)
 
 
 def _record_equivocation(
     store: AttestationStore, held: StoredSignature, verified: VerifiedSignature, row: StoredObservation, now_ms: int
 ) -> bool:
+    if store.has_evidence_at_slot(verified.signer, row.kind, row.chain_id, row.emitter, row.block_number):
+        return False  # one piece per slot proves it; a flood of variants adds nothing
     first_observation = store.observation(held.digest)
     if first_observation is None:
         raise RuntimeError(f"store holds a signature over unknown observation 0x{held.digest.hex()}")

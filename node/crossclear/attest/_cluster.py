@@ -1,4 +1,5 @@
-"""Launching a local node set as separate processes on 127.0.0.1 (benchmark and tests)."""
+"""Launching a node set as separate processes (benchmark and tests): on 127.0.0.1, or each
+in its own network namespace (`hosts` and `launchers`, see tests/netns)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from crossclear._net import free_tcp_port
+from crossclear._net import LOOPBACK, free_tcp_port
 from crossclear.attest._keys import NodeKey
 from crossclear.p2p import now_ms, peer_id_for
 
@@ -31,37 +32,52 @@ class ProcessCluster:
     size: int
     chains: Sequence[dict[str, Any]]
     byzantine: frozenset[int] = frozenset()
+    hosts: Sequence[str] = ()
+    """Each node's listen address (default 127.0.0.1 for all)."""
+    launchers: Sequence[Sequence[str]] = ()
+    """Each node's command prefix (e.g. `ip netns exec NAME`; default none)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Config keys set on every node (see crossclear.attest._process)."""
+    node_overrides: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Config keys set on one node."""
     configs: list[dict[str, Any]] = field(default_factory=list)
     processes: list[subprocess.Popen[str] | None] = field(default_factory=list)
+    connected: list[int] = field(default_factory=list)
+    """Peers each node reported connected before the chains were released."""
     _logs: list[IO[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         keys = deterministic_keys(self.size)
+        hosts = list(self.hosts) or [LOOPBACK] * self.size
         p2p_ports = [free_tcp_port() for _ in keys]
         sync_ports = [free_tcp_port() for _ in keys]
         members = [key.address.hex() for key in keys]
         for index, key in enumerate(keys):
-            self.configs.append(
-                {
-                    "key": key.secret.hex(),
-                    "members": members,
-                    "store": str(self.folder / f"node{index}.sqlite"),
-                    "p2p_port": p2p_ports[index],
-                    "bootstrap": [
-                        {"peer_id": peer_id_for(other.secret), "port": p2p_ports[j]}
-                        for j, other in enumerate(keys)
-                        if j != index
-                    ],
-                    "sync_port": sync_ports[index],
-                    "sync_peers": [f"127.0.0.1:{port}" for j, port in enumerate(sync_ports) if j != index],
-                    "chains": list(self.chains),
-                    "byzantine": index in self.byzantine,
-                    "start_file": str(self.folder / "start.json"),
-                    "stats_file": str(self.folder / f"node{index}.stats.json"),
-                }
-            )
+            config = {
+                "key": key.secret.hex(),
+                "members": members,
+                "store": str(self.folder / f"node{index}.sqlite"),
+                "listen_host": hosts[index],
+                "p2p_port": p2p_ports[index],
+                "bootstrap": [
+                    {"peer_id": peer_id_for(other.secret), "port": p2p_ports[j], "host": hosts[j]}
+                    for j, other in enumerate(keys)
+                    if j != index
+                ],
+                "sync_port": sync_ports[index],
+                "sync_peers": [f"{hosts[j]}:{port}" for j, port in enumerate(sync_ports) if j != index],
+                "chains": list(self.chains),
+                "byzantine": index in self.byzantine,
+                "start_file": str(self.folder / "start.json"),
+                "stats_file": str(self.folder / f"node{index}.stats.json"),
+                "applied_file": str(self.folder / f"node{index}.applied"),
+            }
+            config.update(self.overrides)
+            config.update(self.node_overrides.get(index, {}))
+            self.configs.append(config)
         self.processes = [None] * self.size
+        self.connected = [0] * self.size
 
     def store_path(self, index: int) -> Path:
         return Path(self.configs[index]["store"])
@@ -71,22 +87,24 @@ class ProcessCluster:
         config_path.write_text(json.dumps(self.configs[index]))
         log = open(self.folder / f"node{index}.log", "a")  # noqa: SIM115 - closed in stop_all
         self._logs.append(log)
+        launcher = list(self.launchers[index]) if self.launchers else []
         self.processes[index] = subprocess.Popen(
-            [sys.executable, "-m", "crossclear.attest._process", str(config_path)],
+            [*launcher, sys.executable, "-m", "crossclear.attest._process", str(config_path)],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 
-    def wait_for_line(self, index: int, expected: str, timeout_seconds: float = 60.0) -> None:
+    def wait_for_line(self, index: int, expected: str, timeout_seconds: float = 60.0) -> str:
+        """Wait for a line starting with `expected`; returns the whole line."""
         process = self.processes[index]
         assert process is not None and process.stdout is not None
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             line = process.stdout.readline()
-            if line.strip() == expected:
-                return
+            if line.strip().startswith(expected):
+                return line.strip()
             if not line and process.poll() is not None:
                 log = (self.folder / f"node{index}.log").read_text()[-2000:]
                 raise RuntimeError(f"node {index} exited with {process.returncode} before '{expected}': {log}")
@@ -99,7 +117,7 @@ class ProcessCluster:
         for index in range(self.size):
             self.wait_for_line(index, "ready")
         for index in range(self.size):
-            self.wait_for_line(index, "connected")
+            self.connected[index] = int(self.wait_for_line(index, "connected").split()[1])
         genesis_ms = now_ms() + lead_ms
         (self.folder / "start.json").write_text(json.dumps({"genesis_ms": genesis_ms}))
         return genesis_ms

@@ -49,3 +49,25 @@ def settle_variation(sizes: Mapping[str, int], move: MarkMove, settlement_decima
         payments[account] = int(numerator // denominator)  # floor: gains down, losses up
     residue = -sum(payments.values())
     return {account: amount for account, amount in payments.items() if amount}, residue
+
+
+def settle_trade(maker: str, taker: str, maker_size: int, price: int, mark: int, price_decimals: int, settlement_decimals: int, premium: bool) -> tuple[dict[str, int], int]:
+    """The cash of one trade, with the same rounding rule as variation margin.
+
+    `price` has 18 decimals (as `Market` emits it), `mark` is the certified answer with
+    `price_decimals`. A perpetual changes hands at `price` while positions are carried at the
+    mark: the buyer pays size x (price - mark). An option's buyer pays size x premium (`price`),
+    and the seller receives it. Returns (payments, residue for the insurance fund)."""
+    if maker == taker:
+        raise ValueError("a trade needs two parties")
+    if premium:
+        exact_numerator = maker_size * price * 10**settlement_decimals
+        denominator = SIZE_SCALE * 10**18
+    else:
+        exact_numerator = maker_size * (price * 10**price_decimals - mark * 10**18) * 10**settlement_decimals
+        denominator = SIZE_SCALE * 10**18 * 10**price_decimals
+    maker_pays = int(-exact_numerator // denominator)  # floor of what the maker receives
+    taker_gets = int(exact_numerator // denominator)
+    payments = {maker: maker_pays, taker: taker_gets}
+    residue = -(maker_pays + taker_gets)
+    return {account: amount for account, amount in payments.items() if amount}, residue

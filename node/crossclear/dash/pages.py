@@ -25,12 +25,12 @@ _BODIES = {
 </table>
 <h2>Chains, as each node follows them</h2>
 <table class="grid" id="chain-table">
-  <thead><tr><th>chain</th><th>node</th><th>adapter</th><th>head</th><th>final</th><th>finality lag</th><th>finality rule</th><th>applied block</th><th>chain time</th>
+  <thead><tr><th>chain</th><th>node</th><th>adapter</th><th>head</th><th>final</th><th>finality lag</th><th>finality rule</th><th>applied block</th><th>applied behind final</th><th>chain time</th>
   <th>waiting blocks</th><th>certificates</th></tr></thead>
   <tbody></tbody>
 </table>
-<h2>Price feeds</h2>
-<table class="grid" id="feed-table"><thead><tr><th>node</th><th>feed</th><th>price</th><th>updated (chain time)</th><th>heartbeat</th><th>state</th></tr></thead><tbody></tbody></table>
+<h2>Price feeds, as each node uses them <span class="muted">(staleness judged by chain time)</span></h2>
+<table class="grid" id="feed-table"><thead><tr><th>feed</th></tr></thead><tbody></tbody></table>
 <h2>From each node's /metrics</h2>
 <table class="grid" id="metrics-table">
   <thead><tr><th>node</th><th>gossip peers</th><th>stale feeds</th><th>claims by result</th><th>release requests</th><th>clearing events</th><th>mean kernel recompute</th></tr></thead>

@@ -29,7 +29,7 @@ from crossclear.devnet.manifest import (
 )
 from crossclear.devnet.accounts import funded_accounts, node_keys
 from crossclear.devnet.nodes import DEVNET_CLEARINGHOUSE_DOMAIN, deployed_chains, start_nodes
-from crossclear.devnet.runner import DEVNET_NODE_SET_SIZE, MAX_CHAINS, start_devnet
+from crossclear.devnet.runner import DEVNET_DASH_PORT, DEVNET_NODE_SET_SIZE, MAX_CHAINS, dash_port, start_dashboard, start_devnet
 
 MAX_NODES = 16
 
@@ -44,6 +44,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--chains", type=int, default=3, help="number of chains (default 3)")
     up.add_argument("--nodes", type=int, default=4, help="number of nodes, each its own process (default 4; 0 runs chains only)")
     up.add_argument("--block-time", type=int, default=1, help="whole seconds between blocks (default 1)")
+    up.add_argument(
+        "--dash-port", type=int, default=DEVNET_DASH_PORT,
+        help=f"port of the web dashboard (default {DEVNET_DASH_PORT}, or a free one when taken; 0 picks a free one; -1: no dashboard)",
+    )
     _state_dir_argument(up)
     up.set_defaults(handler=_up)
 
@@ -85,6 +89,8 @@ def _up(args: argparse.Namespace) -> int:
         raise UsageError(f"--nodes {args.nodes}: choose between 0 and {MAX_NODES}")
     if args.block_time <= 0:
         raise UsageError(f"--block-time {args.block_time}: must be a positive whole number of seconds")
+    if not -1 <= args.dash_port <= 65535:
+        raise UsageError(f"--dash-port {args.dash_port}: a TCP port, 0 for any free one, or -1 for no dashboard")
     state_dir = _state_dir(args)
     lock = DevnetLock(state_dir / LOCK_NAME)
     if not lock.try_acquire():
@@ -98,6 +104,7 @@ def _up(args: argparse.Namespace) -> int:
     previous = {number: signal.signal(number, _raise_stop) for number in (signal.SIGTERM, signal.SIGHUP)}
     running = None
     nodes = None
+    dash = None
     try:
         remove_manifest(state_dir)
         began = time.monotonic()
@@ -114,6 +121,12 @@ def _up(args: argparse.Namespace) -> int:
         elapsed = time.monotonic() - began
         manifest = running.manifest | extra | {"pid": os.getpid(), "started_at": time.time(), "startup_seconds": round(elapsed, 2)}
         path = write_manifest(state_dir, manifest)
+        if args.nodes and args.dash_port >= 0:
+            # The dashboard reads the manifest just written; the manifest then names it too.
+            dash = start_dashboard(state_dir, dash_port(args.dash_port), progress=_progress)
+            if dash is not None:
+                manifest["dash"] = dash.details
+                write_manifest(state_dir, manifest)
         print(f"crossclear devnet: up in {elapsed:.1f} s; manifest {path}", flush=True)
         print(_table(manifest), flush=True)
         print("running; Ctrl-C or `crossclear devnet down` stops it", flush=True)
@@ -132,6 +145,8 @@ def _up(args: argparse.Namespace) -> int:
         # Signals during cleanup must not interrupt it half way.
         for number in previous:
             signal.signal(number, signal.SIG_IGN)
+        if dash is not None:
+            dash.stop()
         if nodes is not None:
             nodes.stop()
         if running is not None:
@@ -163,6 +178,7 @@ def _down(args: argparse.Namespace) -> int:
     manifest = read_manifest(state_dir) or {}
     if not devnet_running(state_dir):
         kill_named_processes(manifest)
+        _kill_dashboard(manifest)
         remove_manifest(state_dir)
         print("no devnet is running")
         return 0
@@ -183,9 +199,20 @@ def _down(args: argparse.Namespace) -> int:
         except ProcessLookupError:
             pass
     kill_named_processes(manifest)
+    _kill_dashboard(manifest)
     remove_manifest(state_dir)
     print(f"devnet stopped ({len(manifest.get('chains', []))} chain(s))")
     return 0
+
+
+def _kill_dashboard(manifest: dict[str, Any]) -> None:
+    """Kill the dashboard's process group a manifest names (it also dies with `devnet up`)."""
+    pid = (manifest.get("dash") or {}).get("pid")
+    if isinstance(pid, int):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _head(rpc_url: str) -> str:
@@ -239,6 +266,8 @@ def _table(manifest: dict[str, Any], with_heads: bool = False) -> str:
         lines.append("")
         lines.append(f"liquidator: pays seized collateral to {liquidator.get('recipient')} ({_process_state(liquidator.get('pid'))})")
         lines.append(f"clearinghouse domain {manifest.get('clearinghouse_domain')}; try `crossclear demo` in another terminal")
+        if manifest.get("dash"):
+            lines.append(f"dashboard: {manifest['dash'].get('url')} ({_process_state(manifest['dash'].get('pid'))})")
     return "\n".join(lines)
 
 

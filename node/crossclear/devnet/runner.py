@@ -145,3 +145,52 @@ def _manifest(running: RunningDevnet, accounts: tuple[DevAccount, ...], nodes: t
         },
         "nodes": [],
     }
+
+
+#: Where `devnet up` serves the dashboard unless that port is taken (then any free port).
+DEVNET_DASH_PORT = 8700
+#: How long the dashboard may take to open its port.
+DASH_START_TIMEOUT_SECONDS = 30.0
+
+
+def dash_port(preferred: int = DEVNET_DASH_PORT) -> int:
+    """`preferred` when nothing listens there, else a free port (0 always picks a free one)."""
+    import socket
+
+    from crossclear._net import LOOPBACK, free_tcp_port
+
+    if preferred == 0:
+        return free_tcp_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((LOOPBACK, preferred))
+        except OSError:
+            return free_tcp_port()
+    return preferred
+
+
+def start_dashboard(state_dir: Path, port: int, progress: Callable[[str], None] = print) -> Any:
+    """Start `crossclear dash` for the devnet whose manifest is in `state_dir`, on 127.0.0.1:`port`.
+
+    Returns the running process (a `devnet.nodes.ManagedProcess`, with `details["url"]`), or
+    None when it did not come up: the devnet runs on without its dashboard, and says so."""
+    from crossclear._net import wait_for_port
+    from crossclear.devnet.nodes import _spawn
+
+    log_path = state_dir / "dash.log"
+    log_path.unlink(missing_ok=True)
+    started = time.monotonic()
+    managed = _spawn("dash", ["dash", "--state-dir", str(state_dir), "--port", str(port)], log_path)
+    try:
+        wait_for_port(port, timeout_seconds=DASH_START_TIMEOUT_SECONDS)
+    except TimeoutError:
+        managed.stop()
+        progress(f"  the dashboard did not start within {DASH_START_TIMEOUT_SECONDS:.0f} s; see {log_path} (the devnet runs without it)")
+        return None
+    if not managed.running:
+        managed.stop()
+        progress(f"  the dashboard exited at start; see {log_path} (the devnet runs without it)")
+        return None
+    managed.details = {"url": f"http://127.0.0.1:{port}/", "pid": managed.process.pid, "log": str(log_path)}
+    progress(f"  started the dashboard in {time.monotonic() - started:.1f} s")
+    return managed

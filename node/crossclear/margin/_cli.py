@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("action", nargs="?", choices=("get", "stream"), help="ask a node instead of computing from files")
     parser.add_argument("account", nargs="?", help="account address, for get and stream")
-    parser.add_argument("--node", default="127.0.0.1:50051", metavar="HOST:PORT", help="node to ask (default 127.0.0.1:50051)")
+    parser.add_argument("--node", default=None, metavar="HOST:PORT", help="node to ask (default: a node of the running devnet, else 127.0.0.1:50051)")
     parser.add_argument("--risk", type=Path, metavar="RISK.json", help="prices, vols, haircut inputs, parameters")
     parser.add_argument("--accounts", type=Path, metavar="ACCOUNTS.json", help="collateral and positions per account")
     parser.add_argument("--format", choices=("json", "table"), default=None, help="json for programs, table for people")
@@ -53,12 +53,13 @@ def _ask_node(args: argparse.Namespace) -> int:
 
     from google.protobuf.json_format import MessageToDict
 
-    from crossclear.rpc.client import format_margin, get_margin
+    from crossclear.rpc.client import format_margin, get_margin, resolve_node
 
     if not args.account and args.action == "get":
         raise UsageError("margin get needs an ACCOUNT")
+    node = resolve_node(args.node)
     if args.action == "get":
-        margin = asyncio.run(get_margin(args.node, args.account))
+        margin = asyncio.run(get_margin(node, args.account))
         if args.format == "json":
             print(json.dumps(MessageToDict(margin, preserving_proto_field_name=True), indent=2))
         else:
@@ -66,7 +67,7 @@ def _ask_node(args: argparse.Namespace) -> int:
         return 0
     from crossclear.rpc.client import stream_margin
 
-    asyncio.run(stream_margin(args.node, args.account or "", lambda m: sys.stdout.write(format_margin(m) + "\n")))
+    asyncio.run(stream_margin(node, args.account or "", lambda m: sys.stdout.write(format_margin(m) + "\n")))
     return 0
 
 

@@ -6,23 +6,26 @@ What a node signs for each block of each chain (see crossclear.attest):
 - EVENTS: per contract, keccak256 of the events encoding below for that contract's events in
   the block (positions, prices, releases, seizes).
 
-Events encoding, version 1 (docs/state-machine.md): Solidity ABI encoding of
+Events encoding, version 2 (docs/state-machine.md): Solidity ABI encoding of
 
-    (uint8 version = 1, uint64 chainId, address contract, uint64 blockNumber,
+    (uint8 version = 2, uint64 chainId, address contract, uint64 blockNumber,
      bytes32 blockHash, uint64 blockTimestamp, bytes[] events)
 
 where every event, in log order, is the ABI encoding of `(uint8 tag, bytes32 txHash,
 uint32 logIndex, ...fields)` with the fields of its tag:
 
-    1 PositionChanged  uint256 positionId, address trader, address underlying, uint8 kind,
-                       int256 size, uint256 price, uint256 strike, uint64 expiry,
-                       bool isCall, bool isOpen
     2 PriceUpdated     address asset, int256 answer, uint8 decimals, uint80 roundId,
                        uint256 updatedAt
     3 Released         bytes32 releaseId, address account, address token, uint256 amount,
                        address recipient
     4 Seized           bytes32 seizeId, address account, address token, uint256 amount,
                        address recipient
+    5 Traded           bytes32 tradeId, address maker, address taker, address underlying,
+                       uint8 kind, uint256 strike, uint64 expiry, bool isCall,
+                       int256 makerSize, uint256 price, bytes32 closeOutId
+
+(Version 1 had tag 1 for single-sided `PositionChanged` records; every position now comes from
+a two-sided trade.)
 
 The block timestamp is inside what is signed, so the chain time a node reads off an applied
 block is certified along with its events.
@@ -46,25 +49,25 @@ from crossclear.chains.interface import (
     AnyObservation,
     DepositObserved,
     InstrumentKind,
-    PositionChanged,
     PriceUpdated,
     Released,
     RootUpdated,
     Seized,
+    Traded,
 )
 
-ENCODING_VERSION = 1
+ENCODING_VERSION = 2
 _HEADER = ("uint8", "uint64", "address", "uint64", "bytes32", "uint64", "bytes[]")
 _COMMON = ("uint8", "bytes32", "uint32")
 _FIELDS: dict[int, tuple[type[Any], tuple[str, ...], tuple[str, ...]]] = {
-    1: (
-        PositionChanged,
-        ("position_id", "trader", "underlying", "kind", "size", "price", "strike", "expiry", "is_call", "is_open"),
-        ("uint256", "address", "address", "uint8", "int256", "uint256", "uint256", "uint64", "bool", "bool"),
-    ),
     2: (PriceUpdated, ("asset", "answer", "decimals", "round_id", "updated_at"), ("address", "int256", "uint8", "uint80", "uint256")),
     3: (Released, ("order_id", "account", "asset", "amount", "recipient"), ("bytes32", "address", "address", "uint256", "address")),
     4: (Seized, ("order_id", "account", "asset", "amount", "recipient"), ("bytes32", "address", "address", "uint256", "address")),
+    5: (
+        Traded,
+        ("trade_id", "maker", "taker", "underlying", "kind", "strike", "expiry", "is_call", "maker_size", "price", "close_out_id"),
+        ("bytes32", "address", "address", "address", "uint8", "uint256", "uint64", "bool", "int256", "uint256", "bytes32"),
+    ),
 }
 _TAGS = {cls: tag for tag, (cls, _, _) in _FIELDS.items()}
 
@@ -131,10 +134,13 @@ def decode_events(encoded: bytes) -> EventsBlock:
         except (DecodingError, OverflowError, ValueError) as error:
             raise MalformedEvents(f"event with tag {tag} does not decode: {error}") from None
         fields: dict[str, Any] = dict(zip(names, values))
-        for name in ("trader", "underlying", "asset", "account", "recipient"):
+        for name in ("maker", "taker", "underlying", "asset", "account", "recipient"):
             if name in fields:
                 fields[name] = to_checksum_address(fields[name])
-        if cls is PositionChanged:
+        for name in ("trade_id", "close_out_id", "order_id"):
+            if name in fields:
+                fields[name] = bytes(fields[name])
+        if cls is Traded:
             try:
                 fields["kind"] = InstrumentKind(fields["kind"])
             except ValueError:

@@ -172,6 +172,27 @@ class Ledger:
                 self.changed_orders.add(pending.order_id)
                 self._pay(pending.line, pending.amount)
 
+    def credit_fund(self, pool: Pool, amount: int) -> None:
+        """An accepted claim by the insurance fund's own address seeds the fund."""
+        if amount <= 0:
+            raise LedgerError(f"a credit must be positive, got {amount}")
+        self.credited[pool] = self.credited.get(pool, 0) + amount
+        self.insurance[pool] = self.insurance.get(pool, 0) + amount
+        self.changed_pools.add(pool)
+
+    def pay_debt_from_holding(self, line: Line, units: int) -> None:
+        """The waterfall's first step: a defaulter's settlement-asset holding pays its debt."""
+        self._add(line, -units)
+        self._to_cash((line[1], line[2]), units)
+        self._settle(line[0], units)
+
+    def fund_settlement_pays(self, account: str, units: int) -> None:
+        """The fund pays part of a debt from its own settlement balance (rounding residue it holds)."""
+        if units > self.fund_settlement:
+            raise LedgerError(f"the fund's settlement balance {self.fund_settlement} cannot pay {units}")
+        self.fund_settlement -= units
+        self._settle(account, units)
+
     def reserve(self, reservation: Reservation) -> None:
         """Set `reservation.amount` aside for a signed order."""
         if reservation.order_id in self.reservations or reservation.order_id in self.settled_orders:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from eth_utils.crypto import keccak
 
+from crossclear.chains.market_orders import CloseOut, MarketDomain
 from crossclear.chains.vault_orders import SeizeOrder, VaultDomain
 
 #: Seize deadlines are whole multiples of this many seconds of chain time.
@@ -40,6 +41,24 @@ class SignedSeize:
     """The vault that pays."""
     order: SeizeOrder
     """What the vault is asked to do."""
+    signature: bytes
+    """This node's EIP-712 signature over the order."""
+    equity: float
+    """The account's equity when the node signed."""
+    maintenance: float
+    """The account's portfolio maintenance margin when the node signed."""
+    height: int
+    """Clearing-state height the decision was made at."""
+
+
+@dataclass(frozen=True)
+class SignedCloseOut:
+    """One node's signature over one close-out order, with why it signed."""
+
+    domain: MarketDomain
+    """The market that executes it."""
+    order: CloseOut
+    """What the market is asked to do."""
     signature: bytes
     """This node's EIP-712 signature over the order."""
     equity: float

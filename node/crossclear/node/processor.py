@@ -24,31 +24,36 @@ from typing import Any
 
 import numpy as np
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from crossclear.attest import Observation as SignedFact
 from crossclear.attest import ObservationKind
-from crossclear.chains.interface import InstrumentKind, PositionChanged, PriceUpdated, Released, Seized
+from crossclear.chains.interface import InstrumentKind, PriceUpdated, Released, Seized, Traded
 from crossclear.chains.vault_orders import ReleaseOrder, SeizeOrder, VaultDomain, sign
 from crossclear.margin import InstrumentKind as MarginKind
 from crossclear.margin import Mode
 from crossclear.margin.methodology import instrument_value
+from crossclear.chains.market_orders import CloseOut, MarketDomain, sign_close_out
+from crossclear.clearing import Holding, MarkMove, cover_shortfall, settle_trade, settle_variation
 from crossclear.node.claims import ClaimOutcome, CollateralToken, RejectReason, VerifiedClaim, credited_detail
 from crossclear.node.clearing import SECONDS_PER_YEAR, SETTLEMENT_CHAIN, ClearingError, ClearingState, MarginSnapshot, PositionRecord
 from crossclear.node.facts import ChainNames, EventsBlock, MalformedEvents, decode_events
 from crossclear.node.ledger import Ledger, LedgerError, Line, OrderKind, PendingPayout, Reservation
-from crossclear.node.liquidations import SignedSeize, seize_deadline, seize_id
+from crossclear.node.liquidations import SignedCloseOut, SignedSeize, seize_deadline, seize_id
 from crossclear.node.withdrawals import MAX_RELEASE_WINDOW_SECONDS, WithdrawalRefused, WithdrawalRequest, check_shape, recover_owner, release_id
-from crossclear.store import FUND, ClearingStore, ObservedRow, OrderRow, PositionRow
+from crossclear.store import FUND, ClearingStore, CloseOutRow, ObservedRow, OrderRow
 
 _log = logging.getLogger("crossclear.processor")
 
 #: Messages waiting for the processor. Senders await room (backpressure), so the bound caps
 #: memory, not correctness; certificates are re-read from the store, never lost to a full queue.
 QUEUE_LIMIT = 10_000
+#: Close-out auctions start on a whole window of chain time and last this many windows, so
+#: nodes a few blocks apart sign the same order.
+CLOSE_OUT_WINDOW_SECONDS = 300
+CLOSE_OUT_AUCTION_WINDOWS = 2
 #: Fixed-point scale of Market sizes, prices and strikes.
 MARKET_UNITS = 10**18
-#: Certified feed answers kept per feed for checking trade prices at their opening block.
-PRICE_HISTORY_LIMIT = 4096
 
 
 # --- messages ------------------------------------------------------------------------------------
@@ -100,7 +105,15 @@ class SignSeizes:
     """Receives the signed orders."""
 
 
-Message = ChainProgress | CertificatesFormed | CreditClaim | SignRelease | SignSeizes
+@dataclass(frozen=True)
+class SignCloseOuts:
+    """A backstop liquidator asks for this node's close-out orders."""
+
+    reply: asyncio.Future[list[SignedCloseOut]]
+    """Receives the signed orders."""
+
+
+Message = ChainProgress | CertificatesFormed | CreditClaim | SignRelease | SignSeizes | SignCloseOuts
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,11 @@ class ProcessorConfig:
     """A trade's price may differ from the certified mark at its block by at most this fraction."""
     settlement_asset: str = "USDC"
     """Variation margin and trade cash are paid in this asset."""
+    insurance_fund: str | None = None
+    """Address whose claims seed the insurance fund instead of an account (lowercase 0x)."""
+    close_out_discount_bps: int = 500
+    """Largest discount to the mark a close-out auction reaches, and the discount at which the
+    fund takes a defaulter's other collateral."""
 
 
 @dataclass
@@ -173,7 +191,17 @@ class Processor:
         self._views: dict[int, _ChainView] = {chain_id: _ChainView() for chain_id in config.chains}
         self._roots: set[tuple[int, bytes, bytes]] = set()
         self._credited: set[int] = set()
-        self._history: dict[str, list[tuple[int, float]]] = {}
+        self._answers: dict[str, tuple[int, int]] = {}
+        """Latest certified answer and its decimals per feed name (the mark variation margin uses)."""
+        self._open: dict[str, dict[str, int]] = {}
+        """Instrument -> account -> signed size: positions, each instrument netting to zero."""
+        self._close_outs: dict[bytes, CloseOutRow] = {}
+        self._close_out_nonces: dict[tuple[str, str], int] = {}
+        self.defaults: list[tuple[str, int, int]] = []
+        """(account, debt, uncovered) of every default the waterfall handled, oldest first."""
+        self._settlement_decimals = next(
+            (t.decimals for t in config.tokens.values() if t.asset == config.settlement_asset), 6
+        )
         self._signer = to_checksum_address(_address_of(config.private_key))
         self.snapshot: MarginSnapshot | None = None
         self.halted = ""
@@ -242,10 +270,17 @@ class Processor:
         for line in {*ledger.balances, *(r.line for r in ledger.reservations.values())}:
             if ledger.margin_units(line):
                 self._state.set_collateral(line[0], line[1], line[2], ledger.margin_units(line))
-        for position_id, position in store.positions():
-            self._state.set_position(position.account, position_id, _record(position))
         for name, updated_at, answer, decimals in store.prices():
-            self._remember_price(name, updated_at, answer / 10**decimals)
+            self._state.set_price(name, answer / 10**decimals, float(updated_at))
+        self._answers = store.marks()
+        for account, instrument, size in store.open_interest():
+            self._open.setdefault(instrument, {})[account] = size
+            held = self._answers.get(_underlying_of(instrument))
+            mark = held[0] / 10 ** held[1] if held else 0.0
+            self._state.set_position(account, instrument, _position(instrument, size, mark))
+        self._close_outs = {row.close_out_id: row for row in store.close_outs()}
+        self._close_out_nonces = store.close_out_nonces()
+        self.defaults = [(account, debt, uncovered) for account, debt, _, uncovered in store.defaults()]
         for chain_id, (block, timestamp) in store.chain_times().items():
             if chain_id in self._views:
                 self._views[chain_id].applied_block, self._views[chain_id].applied_timestamp = block, timestamp
@@ -257,8 +292,7 @@ class Processor:
         self._credited = {int(r[0]) for r in store.connection.execute("SELECT nullifier FROM clearing_claims")}
         self._reload_pending()
         self._check_conservation()
-        for chain_id in sorted(self._views):
-            self._advance(chain_id)
+        self._advance()
         await self._publish()
 
     def unsigned_facts(self) -> list[SignedFact]:
@@ -295,16 +329,12 @@ class Processor:
     async def _handle(self, message: Message) -> None:
         if isinstance(message, ChainProgress):
             self._reload_pending(message.chain_id)
-            self._advance(message.chain_id)
+            self._advance()
         elif isinstance(message, CertificatesFormed):
-            touched = set()
             for fact in message.facts:
                 if fact.kind == ObservationKind.ROOT:
                     self._certify_root(fact)
-                else:
-                    touched.add(fact.chain_id)
-            for chain_id in sorted(touched):
-                self._advance(chain_id)
+            self._advance()
         elif isinstance(message, CreditClaim):
             outcome = self._credit(message.verified)
             if message.reply is not None:
@@ -324,6 +354,11 @@ class Processor:
             orders = self._sign_seizes()
             if not message.reply.done():
                 message.reply.set_result(orders)
+        elif isinstance(message, SignCloseOuts):
+            await self._publish_if_changed()
+            close_outs = self._sign_close_outs()
+            if not message.reply.done():
+                message.reply.set_result(close_outs)
 
     def _failed(self, message: Message, error: Exception) -> None:
         """An unexpected failure: the store rolled back, but memory may hold part of the change.
@@ -390,33 +425,42 @@ class Processor:
             for observer in self.root_observers:
                 observer(fact.chain_id, int.from_bytes(key[1], "big"), int.from_bytes(key[2], "big"))
 
-    def _advance(self, chain_id: int) -> None:
-        """Apply this chain's certified blocks in block order, as far as they go."""
-        view = self._views.get(chain_id)
-        if view is None:
-            return
-        while view.pending:
-            block = min(view.pending)
-            rows = view.pending[block]
+    def _pending_timestamp(self, view: _ChainView, number: int) -> int:
+        return max(row.block_timestamp for row in view.pending[number])
+
+    def _advance(self) -> None:
+        """Apply certified blocks of every chain in one global order, (timestamp, chain id, block).
+
+        Within a chain that is block order; across chains it makes every honest node apply the
+        same sequence, so a trade on one chain and a mark change on another meet in the same
+        order everywhere. A block waits until every earlier block of its chain is certified and
+        every other chain has been observed up to its timestamp."""
+        while True:
+            candidates = [(self._pending_timestamp(v, min(v.pending)), c, min(v.pending)) for c, v in self._views.items() if v.pending]
+            if not candidates:
+                break
+            timestamp, chain_id, number = min(candidates)
+            view = self._views[chain_id]
+            rows = view.pending[number]
             if not all(self._is_certified(row.digest) for row in rows):
-                break  # a gap: later blocks wait for this one
+                break  # the next block in the global order is not certified yet: everything after waits
+            if any(other.cursor_timestamp < timestamp for c, other in self._views.items() if c != chain_id and not other.pending):
+                break  # another chain may still hold an earlier block this node has not observed
             blocks = []
             try:
                 blocks = [decode_events(row.events or b"") for row in rows]
             except MalformedEvents as error:
-                _log.error("chain %d block %d: stored events unreadable (%s); skipped", chain_id, block, error)
-            timestamp = max((b.block_timestamp for b in blocks), default=view.applied_timestamp)
-            if not self._prices_caught_up(chain_id, blocks, timestamp):
-                break  # a trade here is priced at its block: wait for the feed's chain to get there
+                _log.error("chain %d block %d: stored events unreadable (%s); skipped", chain_id, number, error)
             with self._store.transaction():
                 self._apply_block(chain_id, blocks)
                 for row in rows:
                     self._store.mark_applied(row.digest)
-                self._set_chain_time(chain_id, block, timestamp)
-            del view.pending[block]
-        if not view.pending and view.cursor_block > view.applied_block:
-            with self._store.transaction():
-                self._set_chain_time(chain_id, view.cursor_block, view.cursor_timestamp)
+                self._set_chain_time(chain_id, number, timestamp)
+            del view.pending[number]
+        for chain_id, view in self._views.items():
+            if not view.pending and view.cursor_block > view.applied_block:
+                with self._store.transaction():
+                    self._set_chain_time(chain_id, view.cursor_block, view.cursor_timestamp)
 
     def _set_chain_time(self, chain_id: int, block: int, timestamp: int) -> None:
         view = self._views[chain_id]
@@ -431,50 +475,47 @@ class Processor:
                       reservation.kind.value, reservation.order_id.hex(), chain_id, view.applied_timestamp, reservation.amount, reservation.line[0])
         self._flush_ledger()
 
-    def _prices_caught_up(self, chain_id: int, blocks: Sequence[EventsBlock], timestamp: int) -> bool:
-        names = self._config.chains[chain_id].underlyings
-        for block in blocks:
-            for event in block.events:
-                if isinstance(event, PositionChanged) and event.is_open:
-                    underlying = names.get(event.underlying.lower())
-                    feed_chain = self._config.feed_chains.get(underlying or "")
-                    if feed_chain is not None and feed_chain != chain_id and self.chain_time(feed_chain) < timestamp:
-                        return False
-        return True
-
     def _apply_block(self, chain_id: int, blocks: Sequence[EventsBlock]) -> None:
         names = self._config.chains[chain_id]
         events = sorted((event for block in blocks for event in block.events), key=lambda e: e.log_index)
         for event in events:
-            if isinstance(event, PositionChanged):
-                self._apply_position(names, event)
+            if isinstance(event, Traded):
+                self._apply_trade(names, event)
             elif isinstance(event, PriceUpdated):
                 for name in names.feeds.get(event.contract.lower(), ()):
                     if event.answer <= 0:
                         self._ignore(event, f"feed {name} answered {event.answer}")
                         continue
-                    self._store.save_price(name, event.updated_at, event.answer, event.decimals)
-                    self._remember_price(name, event.updated_at, event.answer / 10**event.decimals)
+                    self._new_price(name, event.updated_at, event.answer, event.decimals)
             elif isinstance(event, (Released, Seized)):
                 self._apply_payout(names, event)
         self._flush_ledger()
         self._check_conservation()
 
-    def _remember_price(self, name: str, updated_at: int, price: float) -> None:
-        history = self._history.setdefault(name, [])
-        if not history or updated_at > history[-1][0]:
-            history.append((updated_at, price))
-            del history[:-PRICE_HISTORY_LIMIT]
-        self._state.set_price(name, price, float(updated_at))
+    def _new_price(self, name: str, updated_at: int, answer: int, decimals: int) -> None:
+        """A certified feed answer: margin moves, and perpetuals on it settle variation margin."""
+        if not self._state.set_price(name, answer / 10**decimals, float(updated_at)):
+            return  # not newer than the answer held
+        previous = self._answers.get(name)
+        self._answers[name] = (answer, decimals)
+        self._store.save_price(name, updated_at, answer, decimals)
+        self._store.save_mark(name, answer, decimals)
+        if previous is None:
+            return
+        old, new, places = _same_decimals(previous, (answer, decimals))
+        for instrument in sorted(i for i in self._open if _underlying_of(i) == name and _kind_of(i) == MarginKind.PERP):
+            sizes = self._open[instrument]
+            payments, residue = settle_variation(sizes, MarkMove(old, new, places), self._settlement_decimals)
+            self.ledger.pay_settlement(payments, residue)
+            for account in sorted(sizes):
+                self._state.set_position(account, instrument, _position(instrument, sizes[account], answer / 10**decimals))
+            self._sweep(payments)
+        self._emit("variation_margin")
 
-    def _mark_at(self, name: str, timestamp: int) -> float | None:
-        """The certified answer of feed `name` in force at chain time `timestamp`."""
-        best = None
-        for updated_at, price in self._history.get(name, []):
-            if updated_at > timestamp:
-                break
-            best = price
-        return best
+    def _sweep(self, payments: Mapping[str, int]) -> None:
+        for account in sorted(payments):
+            if self.ledger.settlement_of(account) < 0:
+                self.ledger.sweep(account, self._config.settlement_asset)
 
     def _ignore(self, event: Any, reason: str) -> None:
         self._store.record_ignored(event.chain_id, event.block_number, event.log_index, reason)
@@ -482,51 +523,182 @@ class Processor:
         self._emit("ignored_event")
         _log.warning("chain %d block %d log %d ignored: %s", event.chain_id, event.block_number, event.log_index, reason)
 
-    def _apply_position(self, names: ChainNames, event: PositionChanged) -> None:
+    def _apply_trade(self, names: ChainNames, event: Traded) -> None:
         underlying = names.underlyings.get(event.underlying.lower())
         if underlying is None:
             self._ignore(event, f"underlying {event.underlying} is not configured for chain {event.chain_id}")
-            return
-        position_id = f"{event.chain_id}:{event.contract.lower()}:{event.position_id}"
-        trader = event.trader.lower()
-        if not event.is_open:
-            self._state.set_position(trader, position_id, None)
-            self._store.save_position(position_id, None)
             return
         if event.kind == InstrumentKind.PERPETUAL:
             kind = MarginKind.PERP
         else:
             kind = MarginKind.CALL if event.is_call else MarginKind.PUT
-        row = PositionRow(trader, event.chain_id, underlying, int(kind), event.size, event.price, event.strike, event.expiry)
-        record = _record(row)
-        refusal = self._price_refusal(underlying, record, event.block_timestamp)
-        if refusal:
-            self._ignore(event, refusal)
+        maker, taker = event.maker.lower(), event.taker.lower()
+        if maker == taker:
+            self._ignore(event, "a trade needs two parties")
             return
-        try:
-            self._state.set_position(trader, position_id, record)
-        except ClearingError as error:
-            self._ignore(event, str(error))
+        answer = self._answers.get(underlying)
+        if answer is None:
+            self._ignore(event, f"no certified {underlying} price before the trade")
             return
-        self._store.save_position(position_id, row)
+        mark = answer[0] / 10 ** answer[1]
+        instrument = f"{event.chain_id}:{event.contract.lower()}:{underlying}:{kind.name.lower()}:{event.strike}:{event.expiry}"
+        if not event.is_close_out:  # a close-out's price is the contract's auction, signed by the quorum
+            refusal = self._price_refusal(underlying, kind, event.price / MARKET_UNITS, event.strike / MARKET_UNITS, event.expiry, mark, event.block_timestamp)
+            if refusal:
+                self._ignore(event, refusal)
+                return
+        payments, residue = settle_trade(maker, taker, event.maker_size, event.price, answer[0], answer[1], self._settlement_decimals, premium=kind != MarginKind.PERP)
+        self.ledger.pay_settlement(payments, residue)
+        sizes = self._open.setdefault(instrument, {})
+        for account, delta in ((maker, event.maker_size), (taker, -event.maker_size)):
+            size = sizes.get(account, 0) + delta
+            if size:
+                sizes[account] = size
+            else:
+                sizes.pop(account, None)
+            self._store.save_open_interest(account, instrument, size)
+            self._state.set_position(account, instrument, _position(instrument, size, mark) if size else None)
+        if not sizes:
+            del self._open[instrument]
+        if sum(sizes.values()) != 0:
+            raise AssertionError(f"open interest of {instrument} nets to {sum(sizes.values())}")
+        self._sweep(payments)
+        if event.is_close_out:
+            self._closed_out(maker, instrument, event.close_out_id)
+        self._emit("trade")
 
-    def _price_refusal(self, underlying: str, record: PositionRecord, timestamp: int) -> str:
+    def _closed_out(self, account: str, instrument: str, close_out_id: bytes) -> None:
+        """A close-out trade of `account` was certified: the next close-out of that instrument gets
+        a new id, and once the account is flat its debt goes down the waterfall."""
+        key = (account, instrument)
+        if close_out_id == _close_out_id(account, instrument, self._close_out_nonces.get(key, 0)):
+            self._close_out_nonces[key] = self._close_out_nonces.get(key, 0) + 1
+            self._store.save_close_out_nonce(account, instrument, self._close_out_nonces[key])
+        if close_out_id in self._close_outs:
+            del self._close_outs[close_out_id]
+            self._store.drop_close_out(close_out_id)
+        if not any(account in sizes for sizes in self._open.values()) and self.ledger.settlement_of(account) < 0:
+            self._default(account)
+
+    def _default(self, account: str) -> None:
+        """Cover a flat account's debt: its own cash, its other collateral taken by the fund at the
+        mark less the discount, the fund, then the largest winners (crossclear.clearing.waterfall)."""
+        ledger, asset = self.ledger, self._config.settlement_asset
+        debt = -ledger.settlement_of(account)
+        own = [Holding(chain, name, units) for (chain, name), units in sorted(ledger.lines_of(account).items())]
+        prices = {}
+        for holding in own:
+            answer = self._answers.get(holding.asset)
+            if answer is not None and holding.asset != asset:
+                prices[holding.asset] = (answer[0], answer[1], self._state.decimals(holding.asset))
+        own = [h for h in own if h.asset == asset or h.asset in prices]
+        fund = [Holding(SETTLEMENT_CHAIN, asset, max(0, ledger.fund_settlement))]
+        fund += [Holding(chain, name, units) for (chain, name), units in sorted(ledger.insurance.items()) if name == asset]
+        winners = {a: b for a, b in ledger.settlement.items() if b > 0 and a != account}
+        steps, uncovered = cover_shortfall(debt, asset, self._settlement_decimals, own, prices, self._config.close_out_discount_bps, fund, winners)
+        for step in steps:
+            if step.kind == "own_cash":
+                ledger.pay_debt_from_holding((account, step.chain_id, step.asset), step.units)
+            elif step.kind == "collateral_to_fund":
+                ledger.move_to_fund((account, step.chain_id, step.asset), step.units)
+            elif step.kind == "fund_pays" and step.chain_id == SETTLEMENT_CHAIN:
+                ledger.fund_settlement_pays(account, step.units)
+            elif step.kind == "fund_pays":
+                ledger.fund_pays(account, (step.chain_id, step.asset), step.units)
+            else:
+                ledger.deleverage(step.payer, account, step.units)
+                self._emit("deleveraged")
+        plan = ";".join(f"{s.kind}:{s.payer}:{s.chain_id}:{s.asset}:{s.units}" for s in steps)
+        self._store.record_default(account, debt, plan, uncovered)
+        self.defaults.append((account, debt, uncovered))
+        self._emit("default")
+        _log.warning("default of %s: debt %d covered in %d steps, %d uncovered", account, debt, len(steps), uncovered)
+
+    def _sign_close_outs(self) -> list[SignedCloseOut]:
+        """Close-out orders for every open position of every account below maintenance."""
+        snapshot = self.snapshot
+        if snapshot is None or self.halted:
+            return []
+        signed = []
+        accounts = snapshot.accounts()
+        for row in np.flatnonzero(snapshot.result.liquidatable):
+            account = accounts[int(row)]
+            instruments = sorted(i for i, sizes in self._open.items() if account in sizes)
+            if not instruments:
+                continue
+            margin = snapshot.margin(account)
+            for instrument in instruments:
+                chain_id = int(instrument.split(":")[0])
+                if self._can_sign(chain_id):
+                    continue
+                order, domain = self._close_out(account, instrument)
+                if order is None:
+                    continue
+                signed.append(SignedCloseOut(domain, order, sign_close_out(domain, order, self._config.private_key), margin.equity, margin.mm[Mode.PORTFOLIO], snapshot.height))
+        return signed
+
+    def _close_out(self, account: str, instrument: str) -> tuple[CloseOut | None, MarketDomain]:
+        chain, market, underlying, _, _, _ = instrument.split(":")
+        domain = MarketDomain(chain_id=int(chain), market=to_checksum_address(market))
+        nonce = self._close_out_nonces.get((account, instrument), 0)
+        close_out_id = _close_out_id(account, instrument, nonce)
+        now = self.chain_time(int(chain))
+        row = self._close_outs.get(close_out_id)
+        if row is None or row.deadline < now:
+            size = self._open[instrument][account]
+            remaining = abs(size)
+            # Partial first (a quarter, then half), re-judged on fresh margin each time; then all of it.
+            part = remaining if nonce >= 2 else -(-remaining // (4 if nonce == 0 else 2))
+            answer = self._answers.get(underlying)
+            if answer is None:
+                return None, domain
+            start = now // CLOSE_OUT_WINDOW_SECONDS * CLOSE_OUT_WINDOW_SECONDS
+            row = CloseOutRow(
+                close_out_id, account, instrument, nonce, -part if size > 0 else part,
+                answer[0] * MARKET_UNITS // 10 ** answer[1], start, start + CLOSE_OUT_AUCTION_WINDOWS * CLOSE_OUT_WINDOW_SECONDS,
+            )
+            with self._store.transaction():
+                self._store.save_close_out(row)
+            self._close_outs[close_out_id] = row
+            self._emit("close_out_signed")
+        names = self._config.chains[int(chain)].underlyings
+        underlying_address = next(address for address, name in names.items() if name == underlying)
+        kind = _kind_of(instrument)
+        _, _, _, _, strike, expiry = instrument.split(":")
+        order = CloseOut(
+            close_out_id=close_out_id,
+            account=to_checksum_address(account),
+            underlying=to_checksum_address(underlying_address),
+            kind=InstrumentKind.PERPETUAL if kind == MarginKind.PERP else InstrumentKind.OPTION,
+            strike=int(strike),
+            expiry=int(expiry),
+            is_call=kind == MarginKind.CALL,
+            account_size=row.account_size,
+            mark=row.mark,
+            max_discount_bps=self._config.close_out_discount_bps,
+            start=row.start,
+            deadline=row.deadline,
+        )
+        return order, domain
+
+    def open_interest(self) -> dict[str, dict[str, int]]:
+        """Instrument -> account -> signed size (18 decimals); every instrument nets to zero."""
+        return {instrument: dict(sizes) for instrument, sizes in self._open.items()}
+
+    def _price_refusal(self, underlying: str, kind: MarginKind, price: float, strike: float, expiry: int, mark: float, timestamp: int) -> str:
         """Why a trade's price is refused ("" when it is within the band of the certified mark)."""
-        mark = self._mark_at(underlying, timestamp)
-        if mark is None:
-            return f"no certified {underlying} price at or before the trade's block (time {timestamp})"
         band = self._config.price_band * mark
-        if record.kind == MarginKind.PERP:
+        if kind == MarginKind.PERP:
             fair = mark
         else:
-            years = max(0.0, (record.expiry_timestamp - timestamp) / SECONDS_PER_YEAR)
+            years = max(0.0, (expiry - timestamp) / SECONDS_PER_YEAR)
             vol = self._state.vol(underlying)
             fair = float(instrument_value(
-                np.array([int(record.kind)]), np.array([mark]), np.array([vol]), np.array([record.strike]), np.array([years])
+                np.array([int(kind)]), np.array([mark]), np.array([vol]), np.array([strike]), np.array([years])
             )[0])
-        if not math.isfinite(record.entry) or abs(record.entry - fair) > band:
-            what = "price" if record.kind == MarginKind.PERP else "premium"
-            return f"trade {what} {record.entry:g} is outside {self._config.price_band:.0%} of the certified {underlying} mark {mark:g} (fair {fair:g})"
+        if not math.isfinite(price) or abs(price - fair) > band:
+            what = "price" if kind == MarginKind.PERP else "premium"
+            return f"trade {what} {price:g} is outside {self._config.price_band:.0%} of the certified {underlying} mark {mark:g} (fair {fair:g})"
         return ""
 
     def _apply_payout(self, names: ChainNames, event: Released | Seized) -> None:
@@ -593,7 +765,10 @@ class Processor:
         settled_before = set(self.ledger.pending_payouts)
         with self._store.transaction():
             self._store.insert_claim(claim.nullifier, line[0], line[1], line[2], claim.claimed_amount, verified.signals_json, verified.proof_json)
-            self.ledger.credit(line, claim.claimed_amount)
+            if line[0] == self._config.insurance_fund:
+                self.ledger.credit_fund((line[1], line[2]), claim.claimed_amount)
+            else:
+                self.ledger.credit(line, claim.claimed_amount)
             for order_id in settled_before - set(self.ledger.pending_payouts):
                 row = self._store.order(order_id)
                 if row is not None:
@@ -659,10 +834,11 @@ class Processor:
         held = self.ledger.balance(line)
         gains = min(self.ledger.settlement_of(account), self.ledger.cash.get((token.chain_id, token.asset), 0))
         decimals = token.decimals
-        if request.amount <= held:
-            source, removal = "holding", (token.chain_id, token.asset, request.amount)
-        elif token.asset == self._config.settlement_asset and request.amount <= gains:
+        # Gains first: they are what the cash pool is for; a holding stays as posted collateral.
+        if token.asset == self._config.settlement_asset and request.amount <= gains:
             source, removal = "settlement", (SETTLEMENT_CHAIN, token.asset, request.amount)
+        elif request.amount <= held:
+            source, removal = "holding", (token.chain_id, token.asset, request.amount)
         else:
             raise WithdrawalRefused(
                 f"{account} holds {held} base units of {token.asset} on chain {token.chain_id}"
@@ -704,6 +880,8 @@ class Processor:
         accounts = snapshot.accounts()
         for row in liquidatable:
             account = accounts[int(row)]
+            if any(account in sizes for sizes in self._open.values()):
+                continue  # positions are closed out first (close-outs); collateral covers the loss through the waterfall
             margin = snapshot.margin(account)
             lines: set[tuple[int, str]] = {(chain_id, asset) for (chain_id, asset) in self.ledger.lines_of(account)}
             lines |= {(r.line[1], r.line[2]) for r in self.ledger.reservations.values() if r.kind is OrderKind.SEIZE and r.line[0] == account}
@@ -747,16 +925,40 @@ class Processor:
         )
 
 
-def _record(row: PositionRow) -> PositionRecord:
+def _close_out_id(account: str, instrument: str, nonce: int) -> bytes:
+    """The id of the close-out of one account's position in one instrument: only that
+    instrument's own certified close-out trades move the nonce, so re-signing after an auction
+    expired names the same close-out, and the market accepts each id once."""
+    return bytes(keccak(b"crossclear-close-out-v1" + account.encode() + b"|" + instrument.encode() + nonce.to_bytes(32, "big")))
+
+
+def _underlying_of(instrument: str) -> str:
+    return instrument.split(":")[2]
+
+
+def _kind_of(instrument: str) -> MarginKind:
+    return MarginKind[instrument.split(":")[3].upper()]
+
+
+def _position(instrument: str, size: int, mark: float) -> PositionRecord:
+    """Margin's view of a position: perpetuals are carried at the mark (variation margin settles
+    the rest); options' premiums were paid at the trade, so they carry their whole value."""
+    chain, _, underlying, kind, strike, expiry = instrument.split(":")
+    margin_kind = MarginKind[kind.upper()]
     return PositionRecord(
-        chain_id=row.chain_id,
-        underlying=row.underlying,
-        kind=MarginKind(row.kind),
-        qty=row.size / MARKET_UNITS,
-        entry=row.price / MARKET_UNITS,
-        strike=row.strike / MARKET_UNITS,
-        expiry_timestamp=float(row.expiry),
+        chain_id=int(chain),
+        underlying=underlying,
+        kind=margin_kind,
+        qty=size / MARKET_UNITS,
+        entry=mark if margin_kind == MarginKind.PERP else 0.0,
+        strike=int(strike) / MARKET_UNITS,
+        expiry_timestamp=float(expiry),
     )
+
+
+def _same_decimals(old: tuple[int, int], new: tuple[int, int]) -> tuple[int, int, int]:
+    places = max(old[1], new[1])
+    return old[0] * 10 ** (places - old[1]), new[0] * 10 ** (places - new[1]), places
 
 
 def _fact(row: ObservedRow) -> SignedFact:

@@ -55,6 +55,28 @@ class _TokenBucket:
     tokens: float
     updated_ms: int
 
+    def take(self, amount: float, per_second: float, burst: float, now_ms: int) -> bool:
+        self.tokens = min(burst, self.tokens + (now_ms - self.updated_ms) / 1000 * per_second)
+        self.updated_ms = now_ms
+        if self.tokens < amount:
+            return False
+        self.tokens -= amount
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What a topic's admission step made of a body, before any signature was recovered."""
+
+    value: object
+    """The decoded (and possibly filtered) body, handed on to the topic's check."""
+    recoveries: int = 0
+    """Signatures the topic's check will recover for it: charged to the sender's budget first."""
+
+
+#: Decodes a body and applies the cheap rules (no signature recovery); raises Dropped to refuse.
+Admit = Callable[[bytes], Admitted]
+
 
 @dataclass(frozen=True, slots=True)
 class OpenedEnvelope:
@@ -66,65 +88,131 @@ class OpenedEnvelope:
     """Sender's clock when sealed."""
     body: bytes
     """The payload, still to be decoded by the topic's handler."""
+    admitted: object = None
+    """What the topic's admission step returned for the body (None without one)."""
 
 
 @dataclass
 class EnvelopeGuard:
-    """Size, decoding, freshness, signer, replay and rate checks for inbound envelopes."""
+    """Size, budget, decoding, freshness, signer, replay and rate checks for inbound envelopes.
+
+    With `origin` (the member libp2p already authenticated as the message's publisher) every
+    per-member budget is charged before the body is decoded, and the signature budget before
+    any signature is recovered: a member over budget costs a length check and a dict lookup.
+    """
 
     members: frozenset[bytes]
     recover: RecoverSigner
     settings: GossipSettings
     clock_ms: Callable[[], int] = now_ms
     dropped: dict[str, int] = field(default_factory=dict)
+    drop_cost_ns: dict[str, int] = field(default_factory=dict)
+    """Validation time spent on the messages dropped, per reason."""
     _seen: OrderedDict[bytes, int] = field(default_factory=OrderedDict)
-    _buckets: dict[tuple[bytes, str], _TokenBucket] = field(default_factory=dict)
+    _buckets: dict[tuple[bytes, str, str], _TokenBucket] = field(default_factory=dict)
+    _queued: dict[bytes, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def open(self, topic: str, data: bytes) -> OpenedEnvelope:
+    def open(
+        self,
+        topic: str,
+        data: bytes,
+        *,
+        origin: bytes | None = None,
+        admit: Admit | None = None,
+        started_ns: int | None = None,
+    ) -> OpenedEnvelope:
+        started = time.perf_counter_ns() if started_ns is None else started_ns
         try:
-            return self._open(topic, data)
+            return self._open(topic, data, origin, admit)
         except Dropped as error:
-            self.count_drop(error.reason)
+            self.count_drop(error.reason, started)
             raise
 
-    def count_drop(self, reason: str) -> None:
+    def count_drop(self, reason: str, started_ns: int | None = None) -> None:
+        cost = 0 if started_ns is None else time.perf_counter_ns() - started_ns
         with self._lock:
             self.dropped[reason] = self.dropped.get(reason, 0) + 1
+            self.drop_cost_ns[reason] = self.drop_cost_ns.get(reason, 0) + cost
 
     def dropped_snapshot(self) -> dict[str, int]:
         """A copy of the drop counters, safe to take from another thread (status calls)."""
         with self._lock:
             return dict(self.dropped)
 
-    def _open(self, topic: str, data: bytes) -> OpenedEnvelope:
-        if len(data) > self.settings.max_message_bytes:
-            raise Dropped("oversized", f"{len(data)} bytes, limit {self.settings.max_message_bytes}")
+    def drop_cost_snapshot(self) -> dict[str, float]:
+        """Mean validation time per dropped message, in microseconds, per reason."""
+        with self._lock:
+            return {
+                reason: round(self.drop_cost_ns.get(reason, 0) / count / 1000, 1)
+                for reason, count in self.dropped.items()
+                if count
+            }
+
+    # --- the queue share of each signer (messages validated, not yet handled) -------------
+
+    def queued(self, signer: bytes) -> int:
+        with self._lock:
+            return self._queued.get(signer, 0)
+
+    def enter_queue(self, signer: bytes) -> None:
+        with self._lock:
+            self._queued[signer] = self._queued.get(signer, 0) + 1
+
+    def leave_queue(self, signer: bytes) -> None:
+        with self._lock:
+            left = self._queued.get(signer, 0) - 1
+            if left > 0:
+                self._queued[signer] = left
+            else:
+                self._queued.pop(signer, None)
+
+    # --- checks ---------------------------------------------------------------------------
+
+    def _open(self, topic: str, data: bytes, origin: bytes | None, admit: Admit | None) -> OpenedEnvelope:
+        settings = self.settings
+        if len(data) > settings.max_message_bytes:
+            raise Dropped("oversized", f"{len(data)} bytes, limit {settings.max_message_bytes}")
+        now = self.clock_ms()
+        if origin is not None:
+            if origin not in self.members:
+                raise Dropped("not_member", f"publisher 0x{origin.hex()} is not in the node set")
+            self._charge_messages(origin, topic, len(data), now)
+            if self.queued(origin) >= settings.signer_queue_share:
+                raise Dropped("queue_share", f"0x{origin.hex()} has {settings.signer_queue_share} messages waiting")
         envelope = attestation_pb2.GossipEnvelope()
         try:
             envelope.ParseFromString(data)
         except DecodeError as error:
             raise Dropped("undecodable", str(error)) from None
-        now = self.clock_ms()
-        if envelope.sent_at_ms < now - self.settings.max_age_ms:
+        if envelope.sent_at_ms < now - settings.max_age_ms:
             raise Dropped("stale", f"sent {now - envelope.sent_at_ms} ms ago")
-        if envelope.sent_at_ms > now + self.settings.max_future_ms:
+        if envelope.sent_at_ms > now + settings.max_future_ms:
             raise Dropped("stale", f"stamped {envelope.sent_at_ms - now} ms in the future")
-        digest = envelope_digest(topic, envelope.sent_at_ms, envelope.nonce, envelope.body)
+        body = bytes(envelope.body)
+        admitted = Admitted(None) if admit is None else admit(body)
+        if origin is not None:
+            self._charge_recoveries(origin, 1 + admitted.recoveries, now)
+        digest = envelope_digest(topic, envelope.sent_at_ms, envelope.nonce, body)
         try:
             signer = self.recover(digest, bytes(envelope.signature))
         except ValueError as error:
             raise Dropped("bad_signature", str(error)) from None
         if signer not in self.members:
             raise Dropped("not_member", f"signer 0x{signer.hex()} is not in the node set")
+        if origin is not None and signer != origin:
+            # Gossipsub keeps the publisher's id across relays, so an honest envelope is
+            # always sealed by the member that published it.
+            raise Dropped("wrong_origin", f"sealed by 0x{signer.hex()}, published by 0x{origin.hex()}")
         self._forget_expired(now)
         seen_key = signer + digest
         if seen_key in self._seen:
             raise Dropped("replayed", f"envelope 0x{digest.hex()[:16]} already delivered")
-        if not self._take_token(signer, topic, now):
-            raise Dropped("rate_limited", f"signer 0x{signer.hex()} above {self.settings.signer_messages_per_second}/s")
-        self._seen[seen_key] = envelope.sent_at_ms + self.settings.max_age_ms
-        return OpenedEnvelope(signer, envelope.sent_at_ms, bytes(envelope.body))
+        if origin is None:
+            self._charge_messages(signer, topic, len(data), now)
+            self._charge_recoveries(signer, 1 + admitted.recoveries, now)
+        self._seen[seen_key] = envelope.sent_at_ms + settings.max_age_ms
+        return OpenedEnvelope(signer, envelope.sent_at_ms, body, admitted.value)
 
     def _forget_expired(self, now: int) -> None:
         # Entries go in roughly in send order, so expired ones sit at the front; anything
@@ -135,14 +223,28 @@ class EnvelopeGuard:
                 break
             del self._seen[digest]
 
-    def _take_token(self, signer: bytes, topic: str, now: int) -> bool:
-        bucket = self._buckets.get((signer, topic))
+    def _bucket(self, signer: bytes, topic: str, kind: str, burst: float, now: int) -> _TokenBucket:
+        key = (signer, topic, kind)
+        bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[(signer, topic)] = _TokenBucket(float(self.settings.signer_burst), now)
-        refill = (now - bucket.updated_ms) / 1000 * self.settings.signer_messages_per_second
-        bucket.tokens = min(float(self.settings.signer_burst), bucket.tokens + refill)
-        bucket.updated_ms = now
-        if bucket.tokens < 1:
-            return False
-        bucket.tokens -= 1
-        return True
+            bucket = self._buckets[key] = _TokenBucket(burst, now)
+        return bucket
+
+    def _charge_messages(self, signer: bytes, topic: str, size: int, now: int) -> None:
+        settings = self.settings
+        messages = self._bucket(signer, topic, "messages", settings.signer_burst, now)
+        if not messages.take(1, settings.signer_messages_per_second, settings.signer_burst, now):
+            raise Dropped("rate_limited", f"signer 0x{signer.hex()} above {settings.signer_messages_per_second}/s")
+        octets = self._bucket(signer, topic, "bytes", settings.signer_bytes_burst, now)
+        if not octets.take(size, settings.signer_bytes_per_second, settings.signer_bytes_burst, now):
+            raise Dropped("byte_budget", f"signer 0x{signer.hex()} above {settings.signer_bytes_per_second:.0f} B/s")
+
+    def _charge_recoveries(self, signer: bytes, count: int, now: int) -> None:
+        settings = self.settings
+        # One budget per signer across topics: it is this node's CPU that is being shared.
+        bucket = self._bucket(signer, "", "recoveries", settings.signer_recovery_burst, now)
+        if not bucket.take(count, settings.signer_recoveries_per_second, settings.signer_recovery_burst, now):
+            raise Dropped(
+                "recovery_budget",
+                f"signer 0x{signer.hex()}: {count} recoveries above {settings.signer_recoveries_per_second:.0f}/s",
+            )

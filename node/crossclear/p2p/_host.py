@@ -1,21 +1,26 @@
-"""The libp2p host (trio side): TCP on 127.0.0.1, Noise only, yamux, gossipsub v1.2/v1.1.
+"""The libp2p host (trio side): TCP on 127.0.0.1 (or a test namespace's address), Noise only,
+yamux, gossipsub v1.2/v1.1.
 
 Runs inside the bridge's trio thread. Inbound messages are checked by a synchronous topic
-validator (envelope guard, then the topic's own check); only what passes is relayed and handed
-to `deliver`, which must not block (the bridge forwards it to asyncio).
+validator (envelope guard with the publisher's budgets, the topic's admission, signatures, then
+the topic's own check); only what passes is relayed and handed to `deliver`, which must not
+block (the bridge forwards it to asyncio).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import coincurve
 import multiaddr
 import trio
+from eth_hash.auto import keccak
 from libp2p import create_yamux_muxer_option, new_host
 from libp2p.crypto.secp256k1 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_noise_key_pair
@@ -28,13 +33,24 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.tools.anyio_service import background_trio_service
 
 from crossclear._net import LOOPBACK
-from crossclear.p2p._envelope import Dropped, EnvelopeGuard, OpenedEnvelope
+from crossclear.p2p._envelope import Admit, Dropped, EnvelopeGuard, OpenedEnvelope
 from crossclear.p2p._settings import GossipSettings
 
 _log = logging.getLogger(__name__)
 
 #: Decodes and checks an opened envelope's body for one topic; raises Dropped to refuse it.
 TopicCheck = Callable[[OpenedEnvelope], object]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRules:
+    """A topic's two stages: `admit` runs on the raw body before any signature is recovered
+    (decode, cheap rules, how many recoveries checking it costs); `check` runs on the opened
+    envelope, whose `admitted` field holds what `admit` returned."""
+
+    check: TopicCheck
+    admit: Admit | None = None
+
 #: Receives (topic, envelope, checked payload) on the trio thread; must return at once.
 Deliver = Callable[[str, OpenedEnvelope, object], None]
 
@@ -76,14 +92,33 @@ def peer_id_for(key_secret: bytes) -> str:
     return str(ID.from_pubkey(create_new_key_pair(key_secret).public_key).to_base58())
 
 
+def _address_of_peer(peer_id: bytes) -> bytes:
+    """The signer address behind a secp256k1 peer id (the key is inlined in the id); b"" otherwise."""
+    try:
+        public_key = ID(peer_id).extract_public_key()
+        if public_key is None:
+            return b""
+        uncompressed = coincurve.PublicKey(public_key.to_bytes()).format(compressed=False)
+    except Exception:  # any other key type, or bytes that are not a key
+        return b""
+    return bytes(keccak(uncompressed[1:])[-20:])
+
+
 class _DeliveringPubsub(Pubsub):
     # py-libp2p hands validated messages to a 32-slot channel per subscription and drops
     # them when it is full. We take them here instead, synchronously, and pass them to the
     # bridge, whose own queue limit is explicit (GossipSettings.delivery_queue_limit).
     on_validated: Callable[[Any], None]
+    on_heard: Callable[[ID], None]
 
     def notify_subscriptions(self, publish_message: Any) -> None:
         self.on_validated(publish_message)
+
+    async def push_msg(self, msg_forwarder: ID, msg: Any) -> None:
+        # Every message a peer sends on its own stream proves the link to it works, even a
+        # copy libp2p drops as already seen; silence is what `_keep_connected` acts on.
+        self.on_heard(msg_forwarder)
+        await super().push_msg(msg_forwarder, msg)
 
     async def stream_handler(self, stream: Any) -> None:
         # py-libp2p 0.8.1 catches stream and varint errors here but not a protobuf DecodeError:
@@ -106,18 +141,22 @@ class GossipHost:
         self,
         config: HostConfig,
         guard: EnvelopeGuard,
-        topics: Mapping[str, TopicCheck],
+        topics: Mapping[str, TopicCheck | TopicRules],
         deliver: Deliver,
     ) -> None:
         self._config = config
         self._guard = guard
-        self._topics = dict(topics)
+        self._topics = {
+            topic: rules if isinstance(rules, TopicRules) else TopicRules(rules) for topic, rules in topics.items()
+        }
         self._deliver = deliver
         self._key_pair = create_new_key_pair(config.key_secret)
         self._peer_id = ID.from_pubkey(self._key_pair.public_key)
         self._checked: OrderedDict[tuple[bytes, bytes], tuple[OpenedEnvelope, object]] = OrderedDict()
         self._pubsub: Pubsub | None = None
         self._host: Any = None
+        self._origins: dict[bytes, bytes] = {}
+        self._last_heard: dict[ID, float] = {}
 
     @property
     def peer_id(self) -> str:
@@ -188,6 +227,7 @@ class GossipHost:
             validation_cache_size=1,
         )
         pubsub.on_validated = self._on_validated
+        pubsub.on_heard = self._on_heard
         self._pubsub = pubsub
         self._host = host
         listen = multiaddr.Multiaddr(f"/ip4/{self._config.listen_host}/tcp/{self._config.listen_port}")
@@ -200,32 +240,48 @@ class GossipHost:
                 task_status.started()
                 await self._keep_connected(host)
 
+    def _origin(self, from_id: bytes) -> bytes:
+        origin = self._origins.get(from_id)
+        if origin is None:
+            origin = _address_of_peer(from_id)
+            if origin in self._guard.members:
+                self._origins[from_id] = origin  # members only: a flood of made-up ids is not kept
+        return origin
+
     def _validator(self, topic: str) -> Callable[[ID, Any], bool]:
-        check = self._topics[topic]
+        rules = self._topics[topic]
 
         def validate(forwarder: ID, message: Any) -> bool:
+            started = time.perf_counter_ns()
             try:
-                return checked(forwarder, message)
+                return checked(forwarder, message, started)
             except Exception:  # a validator that raises would take libp2p's task down with it
                 _log.exception("gossip validator failed on a message from %s", forwarder)
-                self._guard.count_drop("validator_error")
+                self._guard.count_drop("validator_error", started)
                 return False
 
-        def checked(forwarder: ID, message: Any) -> bool:
-            if bytes(message.from_id) == self._peer_id.to_bytes():
+        def checked(forwarder: ID, message: Any, started: int) -> bool:
+            from_id = bytes(message.from_id)
+            if from_id == self._peer_id.to_bytes():
                 return True  # our own publish: the node already holds what it signed
             if list(message.topicIDs) != [topic]:
-                self._guard.count_drop("wrong_topic")
+                self._guard.count_drop("wrong_topic", started)
                 return False
             try:
-                opened = self._guard.open(topic, bytes(message.data))
+                # libp2p has checked the publisher's signature over the message (strict
+                # signing), so the member behind from_id is known before anything is decoded:
+                # its budgets are charged first, and nothing of ours is recovered for it when
+                # it is over them.
+                opened = self._guard.open(
+                    topic, bytes(message.data), origin=self._origin(from_id), admit=rules.admit, started_ns=started
+                )
             except Dropped as error:  # the guard counts its own drops
                 _log.debug("dropped gossip from %s on %s: %s", forwarder, topic, error)
                 return False
             try:
-                payload = check(opened)
+                payload = rules.check(opened)
             except Dropped as error:
-                self._guard.count_drop(error.reason)
+                self._guard.count_drop(error.reason, started)
                 _log.debug("dropped gossip from %s on %s: %s", forwarder, topic, error)
                 return False
             self._checked[(bytes(message.from_id), bytes(message.seqno))] = (opened, payload)
@@ -239,7 +295,11 @@ class GossipHost:
     def _on_validated(self, message: Any) -> None:
         checked = self._checked.pop((bytes(message.from_id), bytes(message.seqno)), None)
         if checked is not None:
+            self._guard.enter_queue(checked[0].signer)
             self._deliver(message.topicIDs[0], checked[0], checked[1])
+
+    def _on_heard(self, peer_id: ID) -> None:
+        self._last_heard[peer_id] = time.monotonic()
 
     async def publish(self, topic: str, data: bytes) -> None:
         if self._pubsub is None:
@@ -260,9 +320,11 @@ class GossipHost:
         missing_rounds: dict[ID, int] = {}
         silent_rounds: dict[ID, int] = {}
         topic = next(iter(self._topics), None)
+        silent_after = self._config.settings.silent_peer_seconds
         while True:
             connected = set(host.get_connected_peers())
             pubsub = self._pubsub
+            now = time.monotonic()
             for peer_id, address in peers:
                 if peer_id == self._peer_id:
                     continue
@@ -272,13 +334,18 @@ class GossipHost:
                         topic is None or peer_id in pubsub.peer_topics.get(topic, ())
                     )
                     silent_rounds[peer_id] = 0 if subscribed else silent_rounds.get(peer_id, 0) + 1
-                    if silent_rounds[peer_id] >= _SILENT_ROUNDS_BEFORE_RESET:
+                    heard = self._last_heard.setdefault(peer_id, now)
+                    mute = silent_after > 0 and now - heard > silent_after
+                    if silent_rounds[peer_id] >= _SILENT_ROUNDS_BEFORE_RESET or mute:
                         silent_rounds[peer_id] = 0
-                        _log.info("resetting the connection to %s: connected but no gossip stream", peer_id)
+                        self._last_heard.pop(peer_id, None)
+                        why = f"nothing heard for {now - heard:.1f} s" if mute else "connected but no gossip stream"
+                        _log.info("resetting the connection to %s: %s", peer_id, why)
                         with trio.move_on_after(2.0):
                             with contextlib.suppress(Exception):
                                 await host.disconnect(peer_id)
                     continue
+                self._last_heard.pop(peer_id, None)
                 missing_rounds[peer_id] = missing_rounds.get(peer_id, 0) + 1
                 we_dial = self._peer_id.to_bytes() > peer_id.to_bytes()
                 if not we_dial and missing_rounds[peer_id] < _MISSING_ROUNDS_BEFORE_DIALING_ANYWAY:

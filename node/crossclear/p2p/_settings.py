@@ -47,7 +47,25 @@ class GossipSettings:
     """Envelopes accepted per signer per topic per second (token bucket refill)."""
     signer_burst: int = 400
     """Token bucket size: a burst beyond this from one signer is dropped."""
+    signer_bytes_per_second: float = 1024 * 1024
+    """Envelope bytes accepted per signer per topic per second, checked on the raw length before
+    anything is decoded. An honest node at 100 observations/s sends ~25 KB/s."""
+    signer_bytes_burst: int = 4 * 1024 * 1024
+    """Byte bucket size: room for a 10,000-observation burst (~2.4 MB) from one honest node."""
+    signer_recoveries_per_second: float = 2000.0
+    """Signature recoveries (envelope plus every observation in it) granted per signer per
+    second; a batch that does not fit is dropped before any of its signatures is recovered.
+    At ~65 us per recovery a member at this budget costs a peer ~0.13 CPU-seconds per second."""
+    signer_recovery_burst: int = 12_000
+    """Recovery bucket size: a 10,000-observation burst from one honest node fits."""
     delivery_queue_limit: int = 10_000
     """Validated messages waiting for the asyncio side; beyond this new ones are dropped."""
+    signer_queue_share: int = 1_000
+    """Validated messages of one signer waiting for the asyncio side; beyond this that signer's
+    new messages are dropped, so one member cannot fill the queue the others share."""
     reconnect_seconds: float = 1.0
     """How often missing bootstrap peers are redialled."""
+    silent_peer_seconds: float = 5.0
+    """A connected peer that sent nothing (not even a heartbeat) for this long is disconnected
+    and redialled: a link that went down without a TCP reset otherwise looks connected for
+    minutes while everything sent to it waits in a retransmission queue."""

@@ -30,9 +30,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     es.add_argument("--threads", type=int, default=0, help="kernel threads (default: every core)")
     es.set_defaults(handler=run_es)
 
-    from crossclear.risk import _backtest_cli
+    from crossclear.risk import _backtest_cli, _forecast_cli
 
     _backtest_cli.register(actions)
+    _forecast_cli.register(actions)
+
+    from crossclear.risk.cascade import _cli as _cascade_cli
+
+    _cascade_cli.register(actions)
 
 
 def es_document(inputs: EsInputs, result: EsResult, grid_im: list[float]) -> dict[str, Any]:
@@ -51,8 +56,16 @@ def es_document(inputs: EsInputs, result: EsResult, grid_im: list[float]) -> dic
                 "grid_im": grid_im[row],
             }
         )
+    names = inputs.margin.market.underlying_names
+    forecast = inputs.forecast
     return {
         "model": "fhs",
+        "forecaster": {
+            "name": inputs.fhs.fhs_forecaster,
+            "params_hash": forecast.digest() if forecast is not None else "",
+            "sigma": {names[c]: float(forecast.sigma[c]) for c, fit in enumerate(forecast.fits) if fit is not None} if forecast else {},
+            "fallbacks": [{"underlying": names[c], "reason": why} for c, why in forecast.fallbacks] if forecast else [],
+        },
         "scenarios": inputs.fhs.fhs_lookback_days,
         "tail_count": inputs.fhs.tail_count,
         "history": {"from": inputs.dates[0], "to": inputs.dates[-1]},
@@ -79,13 +92,23 @@ def format_es_table(document: dict[str, Any]) -> str:
         f"fhs: ES of the {document['tail_count']} worst of {document['scenarios']} filtered historical scenarios "
         f"({history['from']} to {history['to']}); grid im = v1 portfolio im"
     )
+    forecaster = document["forecaster"]
+    if forecaster["name"] != "ewma":
+        sigma = ", ".join(f"{name} {value:.4%}" for name, value in forecaster["sigma"].items())
+        lines.append(f"today's volatility from {forecaster['name']} ({sigma}; parameters {forecaster['params_hash'][:16]})")
     return "\n".join(lines) + "\n"
 
 
 def run_es(args: argparse.Namespace) -> int:
     inputs = load_es_inputs(args.risk, args.accounts, args.history)
     margin = inputs.margin
-    result = compute_es(inputs.fhs, margin.params, margin.market, margin.instruments, margin.book, inputs.closes, args.threads or default_threads())
+    forecast = inputs.forecast
+    for column, why in forecast.fallbacks if forecast else ():
+        sys.stderr.write(f"{args.risk}: {margin.market.underlying_names[column]}: {why}; its volatility is the EWMA's\n")
+    result = compute_es(
+        inputs.fhs, margin.params, margin.market, margin.instruments, margin.book, inputs.closes, args.threads or default_threads(),
+        sigma_forecast=forecast.sigma if forecast else None,
+    )
     grid = compute_margin(margin.params, margin.market, margin.instruments, margin.book)
     document = es_document(inputs, result, [float(value) for value in grid.im[:, Mode.PORTFOLIO]])
     if args.format == "json":

@@ -20,6 +20,7 @@ from crossclear.margin._json import _read_json
 from crossclear.margin._model import FloatArray
 from crossclear.risk._history import read_history, require_window
 from crossclear.risk._model import FHS_PARAM_NAMES, FhsParams, History, StressScenario
+from crossclear.risk.forecast import FORECASTER_NAMES, SigmaForecast, sigma_forecast
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class EsInputs:
     """(L + 1) x underlyings of the market, oldest first; 1.0 for underlyings no position uses."""
     dates: tuple[str, ...]
     """The L + 1 dates of `closes`."""
+    forecast: SigmaForecast | None = None
+    """Today's volatility from params.fhs_forecaster, fitted on the whole history (None: EWMA)."""
 
 
 def _describe(value: Any) -> str:
@@ -104,8 +107,12 @@ def parse_fhs_params(raw: Mapping[str, Any], label: str, underlyings: tuple[str,
         value = raw[key]
         if key in ("fhs_lambda", "fhs_confidence"):
             overrides[key] = _open_unit(value, where)
-        elif key in ("fhs_lookback_days", "fhs_mpor_days"):
+        elif key in ("fhs_lookback_days", "fhs_mpor_days", "forecast_window_days", "forecast_refit_days"):
             overrides[key] = _positive_int(value, where)
+        elif key == "fhs_forecaster":
+            if not isinstance(value, str) or value not in FORECASTER_NAMES:
+                raise UsageError(f"{where}: must be one of {', '.join(FORECASTER_NAMES)}, got {_describe(value)}")
+            overrides[key] = value
         elif key == "apc_vol_floor":
             if not isinstance(value, bool):
                 raise UsageError(f"{where}: must be true or false, got {_describe(value)}")
@@ -153,7 +160,11 @@ def parse_es_inputs(risk: Any, accounts: Any, history: History, labels: tuple[st
     require_window(history, history_label, underlyings_in_use(margin), rows)
     end = len(history.dates) - 1
     closes = closes_for_market(history, margin, end, rows)
-    return EsInputs(margin=margin, fhs=fhs, closes=closes, dates=history.dates[end - rows + 1 :])
+    forecast = None
+    if fhs.fhs_forecaster != "ewma":
+        used = [margin.market.underlying_names.index(name) for name in underlyings_in_use(margin)]
+        forecast = sigma_forecast(closes_for_market(history, margin, end, end + 1), used, fhs.fhs_forecaster, fhs.forecast_settings())
+    return EsInputs(margin=margin, fhs=fhs, closes=closes, dates=history.dates[end - rows + 1 :], forecast=forecast)
 
 
 def load_es_inputs(risk_path: Path, accounts_path: Path, history_path: Path) -> EsInputs:

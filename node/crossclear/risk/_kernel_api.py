@@ -27,7 +27,7 @@ _ERRORS = {
     -4: "position {index} refers to an instrument that is not in the table",
     -5: "account {index} has negative or decreasing CSR offsets",
     -6: "account range starting at {index} is not inside the book",
-    -7: "history of underlying {index} has a non-positive or non-finite close",
+    -7: "history of underlying {index} has a non-positive or non-finite close, or its volatility forecast is negative or not finite",
 }
 
 
@@ -59,7 +59,12 @@ class RiskKernel:
     into, so none can be freed under the kernel.
     """
 
-    def __init__(self, params: FhsParams, margin_params: MarginParams, market: Market, instruments: Instruments, closes: FloatArray) -> None:
+    def __init__(
+        self, params: FhsParams, margin_params: MarginParams, market: Market, instruments: Instruments, closes: FloatArray,
+        sigma_forecast: FloatArray | None = None,
+    ) -> None:
+        """`sigma_forecast`: today's daily volatility per market underlying from a forecaster
+        (step 4 with params.fhs_forecaster); None uses the EWMA filter's, as v2 defines it."""
         self._keep: list[Any] = []
         rows = params.fhs_lookback_days + 1
         if closes.shape != (rows, len(market.underlying_names)):
@@ -84,6 +89,13 @@ class RiskKernel:
         self.market.spot = self._double(market.underlying_price)
         self.market.vol = self._double(market.underlying_vol)
         self.market.closes = self._double(self._closes)
+        if sigma_forecast is None:
+            self.market.sigma_forecast = ffi.NULL
+        else:
+            if sigma_forecast.shape != (len(market.underlying_names),):
+                raise RiskKernelError(f"sigma_forecast must hold one volatility per underlying ({len(market.underlying_names)}), got shape {sigma_forecast.shape}")
+            self._sigma_forecast = np.ascontiguousarray(sigma_forecast, dtype=np.float64)
+            self.market.sigma_forecast = self._double(self._sigma_forecast)
 
         self.instruments = ffi.new("risk_instruments *")
         self.instruments.count = instruments.count
@@ -162,9 +174,9 @@ def shard_bounds(count: int, shards: int) -> list[tuple[int, int]]:
 
 def compute_es(
     params: FhsParams, margin_params: MarginParams, market: Market, instruments: Instruments, book: Book, closes: FloatArray,
-    threads: int = 1,
+    threads: int = 1, sigma_forecast: FloatArray | None = None,
 ) -> EsResult:
     """v2 portfolio figures for every account, computed by the C kernel on `threads` threads."""
     result = EsResult.empty(book.account_count)
-    RiskKernel(params, margin_params, market, instruments, closes).compute(book, result, threads)
+    RiskKernel(params, margin_params, market, instruments, closes, sigma_forecast).compute(book, result, threads)
     return result

@@ -13,6 +13,7 @@ from fractions import Fraction
 import numpy as np
 
 from crossclear.margin._model import FloatArray
+from crossclear.risk.forecast import ForecastSettings
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,13 @@ class FhsParams:
     """Floor today's volatility forecast at the lookback's plain volatility."""
     stress_scenarios: tuple[StressScenario, ...] = ()
     """Extra named scenarios; the requirement is at least the worst weighted stress loss."""
+    fhs_forecaster: str = "ewma"
+    """Who supplies today's volatility in step 4: "ewma" (the filter itself, v2 as defined),
+    "gjr_garch", "har" or "lightgbm" (crossclear.risk.forecast; the floor still applies)."""
+    forecast_window_days: int = 2500
+    """Returns a forecaster is fitted on (the last ones before its anchor)."""
+    forecast_refit_days: int = 21
+    """Days (in the node: certified daily closes) between fits of the forecaster."""
 
     @property
     def tail_count(self) -> int:
@@ -55,9 +63,19 @@ class FhsParams:
         alpha = Fraction(repr(self.fhs_confidence))
         return max(1, math.ceil((1 - alpha) * self.fhs_lookback_days))
 
+    def forecast_settings(self) -> ForecastSettings:
+        """What the forecasters need from these parameters."""
+        return ForecastSettings(
+            horizon=self.fhs_mpor_days, ewma_lambda=self.fhs_lambda, ewma_lookback=self.fhs_lookback_days,
+            window=self.forecast_window_days, refit_every=self.forecast_refit_days,
+        )
+
 
 #: RISK `params` keys v2 adds to v1's.
-FHS_PARAM_NAMES = ("fhs_lambda", "fhs_confidence", "fhs_lookback_days", "fhs_mpor_days", "apc_vol_floor", "stress_scenarios")
+FHS_PARAM_NAMES = (
+    "fhs_lambda", "fhs_confidence", "fhs_lookback_days", "fhs_mpor_days", "apc_vol_floor", "stress_scenarios",
+    "fhs_forecaster", "forecast_window_days", "forecast_refit_days",
+)
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,13 @@ class FilteredReturns:
     """Today's volatility, floored when apc_vol_floor is set; one per underlying."""
 
 
-def filter_returns(closes: FloatArray, params: FhsParams) -> FilteredReturns:
-    """Steps 1-4 on the last L + 1 closes (rows oldest first, one column per underlying)."""
+def filter_returns(closes: FloatArray, params: FhsParams, sigma_forecast: FloatArray | None = None) -> FilteredReturns:
+    """Steps 1-4 on the last L + 1 closes (rows oldest first, one column per underlying).
+
+    `sigma_forecast` (one daily vol per column) replaces sigma_(L+1) in step 4 when a
+    forecaster other than the EWMA filter supplies it (params.fhs_forecaster); the floor still
+    applies. Steps 1-3 (the standardised returns) are the EWMA filter's either way.
+    """
     lookback = params.fhs_lookback_days
     window = closes[-(lookback + 1) :]
     returns = np.diff(np.log(window), axis=0)  # step 1
@@ -53,13 +58,14 @@ def filter_returns(closes: FloatArray, params: FhsParams) -> FilteredReturns:
         variance[t + 1] = params.fhs_lambda * variance[t] + (1.0 - params.fhs_lambda) * returns[t] ** 2
     sigma = np.sqrt(variance)
     standardised = np.divide(returns, sigma[:-1], out=np.zeros_like(returns), where=sigma[:-1] > 0.0)  # step 3
-    sigma_star = np.maximum(sigma[-1], np.sqrt(plain_variance)) if params.apc_vol_floor else sigma[-1]  # step 4
+    today = sigma[-1] if sigma_forecast is None else np.asarray(sigma_forecast, dtype=np.float64)
+    sigma_star = np.maximum(today, np.sqrt(plain_variance)) if params.apc_vol_floor else today  # step 4
     return FilteredReturns(returns=returns, sigma=sigma, standardised=standardised, sigma_star=sigma_star)
 
 
-def scenario_log_returns(closes: FloatArray, params: FhsParams) -> FloatArray:
+def scenario_log_returns(closes: FloatArray, params: FhsParams, sigma_forecast: FloatArray | None = None) -> FloatArray:
     """Step 5: h-day log return of each underlying in scenario s = t, L x underlyings."""
-    filtered = filter_returns(closes, params)
+    filtered = filter_returns(closes, params, sigma_forecast)
     scaled: FloatArray = math.sqrt(params.fhs_mpor_days) * filtered.standardised * filtered.sigma_star[None, :]
     return scaled
 
@@ -83,13 +89,15 @@ class ScenarioTable:
     """instruments x (L + stress scenarios): V_scenario - V_now; stress columns times their weight."""
 
 
-def scenario_table(params: FhsParams, market: Market, instruments: Instruments, closes: FloatArray) -> ScenarioTable:
+def scenario_table(
+    params: FhsParams, market: Market, instruments: Instruments, closes: FloatArray, sigma_forecast: FloatArray | None = None
+) -> ScenarioTable:
     """Revalue one unit of each instrument in every historical and stress scenario."""
     spot = market.underlying_price[instruments.underlying]
     vol = market.underlying_vol[instruments.underlying]
     kind, strike, expiry = instruments.kind, instruments.strike, instruments.expiry_years
     mark = instrument_value(kind, spot, vol, strike, expiry)
-    log_moves = np.concatenate([scenario_log_returns(closes, params), stress_log_returns(params, market)], axis=0)
+    log_moves = np.concatenate([scenario_log_returns(closes, params, sigma_forecast), stress_log_returns(params, market)], axis=0)
     weights = np.concatenate([np.ones(params.fhs_lookback_days), [s.weight for s in params.stress_scenarios]])
     # instruments x scenarios: the move of the instrument's underlying in each scenario.
     scenario_price = spot[:, None] * np.exp(log_moves[:, instruments.underlying].T)
@@ -114,11 +122,12 @@ def expected_shortfall(losses: FloatArray, tail_count: int) -> FloatArray:
 
 
 def compute_es(
-    params: FhsParams, margin_params: MarginParams, market: Market, instruments: Instruments, book: Book, closes: FloatArray
+    params: FhsParams, margin_params: MarginParams, market: Market, instruments: Instruments, book: Book, closes: FloatArray,
+    sigma_forecast: FloatArray | None = None,
 ) -> EsResult:
     """v2 portfolio figures for every account of the book (the reference implementation)."""
     accounts = book.account_count
-    table = scenario_table(params, market, instruments, closes)
+    table = scenario_table(params, market, instruments, closes, sigma_forecast)
     lookback, tail_count = params.fhs_lookback_days, params.tail_count
     owner = np.repeat(np.arange(accounts), np.diff(book.position_offsets))
     instrument = book.position_instrument

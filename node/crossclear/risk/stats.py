@@ -106,3 +106,49 @@ def traffic_light_zone(exceptions: int, observations: int, probability: float) -
     if cumulative < 0.9999:
         return "yellow"
     return "red"
+
+
+@dataclass(frozen=True)
+class DieboldMariano:
+    """Diebold-Mariano test of equal predictive accuracy."""
+
+    statistic: float
+    """mean(d) / sqrt(long-run variance of d / n), d = loss of the benchmark - loss of the model:
+    positive when the model's losses are smaller."""
+    p_value: float
+    """Two-sided, against the standard normal."""
+    lags: int
+    """Newey-West (Bartlett) lags used for the long-run variance."""
+
+
+def diebold_mariano(benchmark_loss: npt.NDArray[np.float64], model_loss: npt.NDArray[np.float64], horizon: int) -> DieboldMariano:
+    """DM test of two loss series on the same days (Diebold and Mariano 1995).
+
+    Forecasts of h-day variance made on consecutive days overlap by h - 1 days, and volatility
+    losses are persistent besides, so the long-run variance is Newey-West's with Bartlett
+    weights and max(h - 1, floor(4 (n / 100)^(2/9))) lags, not the h - 1 rectangular lags of
+    the original test (which understates the variance of persistent losses and over-rejects).
+    """
+    d = np.asarray(benchmark_loss, dtype=np.float64) - np.asarray(model_loss, dtype=np.float64)
+    n = int(d.size)
+    if n < 2:
+        return DieboldMariano(statistic=0.0, p_value=1.0, lags=0)
+    lags = max(horizon - 1, int(math.floor(4.0 * (n / 100.0) ** (2.0 / 9.0))))
+    lags = min(lags, n - 1)
+    centred = d - d.mean()
+    variance = float(np.dot(centred, centred)) / n
+    for lag in range(1, lags + 1):
+        weight = 1.0 - lag / (lags + 1.0)
+        variance += 2.0 * weight * float(np.dot(centred[lag:], centred[:-lag])) / n
+    if not variance > 0.0:
+        return DieboldMariano(statistic=0.0, p_value=1.0, lags=lags)
+    statistic = float(d.mean()) / math.sqrt(variance / n)
+    return DieboldMariano(statistic=statistic, p_value=float(2.0 * scipy_stats.norm.sf(abs(statistic))), lags=lags)
+
+
+def qlike(realised: npt.NDArray[np.float64], forecast: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """QLIKE loss per day, in Patton's (2011) form ln F + RV / F: robust to a noisy proxy of the
+    variance, defined when RV = 0, and equal to RV/F - ln(RV/F) - 1 up to a term in RV alone
+    (so differences between forecasters, and DM tests on them, are the same)."""
+    loss: npt.NDArray[np.float64] = np.log(forecast) + realised / forecast
+    return loss

@@ -18,7 +18,17 @@ DEFAULT_NODE = "127.0.0.1:50051"
 
 
 def _node_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--node", default=DEFAULT_NODE, metavar="HOST:PORT", help=f"a node's gRPC address (default {DEFAULT_NODE})")
+    parser.add_argument(
+        "--node", default=None, metavar="HOST:PORT",
+        help=f"a node's gRPC address (default: a node of the running devnet, else {DEFAULT_NODE})",
+    )
+
+
+def _node(args: argparse.Namespace) -> str:
+    """--node, or a node of the running devnet (saying which on standard error)."""
+    from crossclear.rpc.client import resolve_node
+
+    return resolve_node(args.node)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,7 +74,7 @@ def run_claim_submit(args: argparse.Namespace) -> int:
     public = _read_json(args.public)
     if not isinstance(public, list):
         raise UsageError(f"{args.public}: public signals must be a JSON list")
-    reply = asyncio.run(submit_claim(args.node, _read_json(args.proof), [str(value) for value in public]))
+    reply = asyncio.run(submit_claim(_node(args), _read_json(args.proof), [str(value) for value in public]))
     status = claim_pb2.ClaimStatus.Name(reply.status).removeprefix("CLAIM_STATUS_").lower()
     print(f"{status}: {reply.detail}")
     return 0 if reply.status == claim_pb2.CLAIM_STATUS_ACCEPTED else 1
@@ -73,7 +83,7 @@ def run_claim_submit(args: argparse.Namespace) -> int:
 def run_claim_get(args: argparse.Namespace) -> int:
     from crossclear.rpc.client import get_claim
 
-    claim = asyncio.run(get_claim(args.node, args.nullifier))
+    claim = asyncio.run(get_claim(_node(args), args.nullifier))
     print(json.dumps({"nullifier": claim.nullifier, "account": claim.account, "chain_id": claim.chain_id, "asset": claim.asset, "amount_units": claim.amount_units, "decimals": claim.decimals}, indent=2))
     return 0
 
@@ -82,7 +92,7 @@ def run_release(args: argparse.Namespace) -> int:
     from crossclear.rpc.client import read_key_file, request_release
 
     release = asyncio.run(
-        request_release(args.node, read_key_file(args.key_file), args.chain, args.token, args.amount, args.recipient, secrets.token_bytes(32), args.domain, args.valid_for)
+        request_release(_node(args), read_key_file(args.key_file), args.chain, args.token, args.amount, args.recipient, secrets.token_bytes(32), args.domain, args.valid_for)
     )
     json.dump(
         {
@@ -107,7 +117,7 @@ def run_release(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     from crossclear.rpc.client import node_status
 
-    status = asyncio.run(node_status(args.node))
+    status = asyncio.run(node_status(_node(args)))
     print(f"crossclear {status.version}  node {status.node_address}  peers {status.connected_peers}  state height {status.state_height}  accounts {status.accounts}")
     print(f"certificates {status.certificate_count}  equivocation evidence {status.equivocation_count}")
     for chain in status.chains:

@@ -4,6 +4,8 @@ their answers print for people."""
 from __future__ import annotations
 
 import json
+import socket
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,48 @@ from crossclear.v1 import claim_pb2, claim_pb2_grpc, margin_pb2, margin_pb2_grpc
 
 MODES = ("isolated", "cross_siloed", "cross", "portfolio")
 CALL_TIMEOUT_SECONDS = 30.0
+#: Where a node is looked for when neither --node nor a running devnet names one.
+DEFAULT_NODE = "127.0.0.1:50051"
+
+
+def _accepts(address: str, timeout: float = 0.3) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def devnet_node(state_dir: Path | None = None) -> tuple[str, str, Path] | None:
+    """(name, gRPC address, manifest path) of the running devnet's first node that accepts
+    connections (the first listed when none does); None when no devnet manifest names a node."""
+    from crossclear.devnet.manifest import default_state_dir, manifest_path, read_manifest
+
+    directory = state_dir if state_dir is not None else default_state_dir()
+    manifest = read_manifest(directory)
+    nodes = [node for node in (manifest or {}).get("nodes", []) if isinstance(node, dict) and node.get("rpc")]
+    if not nodes:
+        return None
+    chosen = next((node for node in nodes if _accepts(str(node["rpc"]))), nodes[0])
+    return str(chosen.get("name", chosen["rpc"])), str(chosen["rpc"]), manifest_path(directory)
+
+
+def resolve_node(node: str | None, say: Callable[[str], object] | None = None) -> str:
+    """`node` when given; else a node of the running devnet, else DEFAULT_NODE. When the node
+    was not given, one line on standard error says which one is used and why."""
+    if node:
+        return node
+    tell = say if say is not None else (lambda line: print(line, file=sys.stderr, flush=True))
+    found = devnet_node()
+    if found is None:
+        from crossclear.devnet.manifest import default_state_dir, manifest_path
+
+        tell(f"crossclear: no --node given and no devnet is running (no manifest at {manifest_path(default_state_dir())}); trying {DEFAULT_NODE}")
+        return DEFAULT_NODE
+    name, address, path = found
+    tell(f"crossclear: using {name} at {address} (from the devnet manifest {path}; --node chooses another)")
+    return address
 
 
 def _unavailable(target: str, error: grpc.aio.AioRpcError) -> UsageError:

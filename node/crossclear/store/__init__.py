@@ -1,6 +1,6 @@
 """Per-node SQLite state (one file per node, WAL, crash-safe commits): every table lives here."""
 
-from crossclear.store._clearing import FUND, MIGRATIONS, ClaimRow, ClearingStore, CursorRow, ObservedRow, OrderRow, PositionRow, migrate
+from crossclear.store._clearing import FUND, MIGRATIONS, ClaimRow, ClearingStore, CloseOutRow, CursorRow, ObservedRow, OrderRow, migrate
 from crossclear.store._database import open_database
 from crossclear.store._store import AttestationStore, ChainProgressRow, StoredObservation, StoredSignature
 
@@ -11,10 +11,10 @@ __all__ = [
     "ChainProgressRow",
     "ClaimRow",
     "ClearingStore",
+    "CloseOutRow",
     "CursorRow",
     "ObservedRow",
     "OrderRow",
-    "PositionRow",
     "StoredObservation",
     "StoredSignature",
     "migrate",

@@ -137,6 +137,31 @@ MIGRATIONS: tuple[str, ...] = (
         decimals INTEGER NOT NULL
     );
     """,
+    """
+    CREATE TABLE clearing_close_outs (
+        close_out_id BLOB PRIMARY KEY,
+        account TEXT NOT NULL,
+        instrument TEXT NOT NULL,
+        nonce INTEGER NOT NULL,
+        account_size TEXT NOT NULL,
+        mark TEXT NOT NULL,
+        start INTEGER NOT NULL,
+        deadline INTEGER NOT NULL
+    );
+    CREATE TABLE clearing_close_out_nonces (
+        account TEXT NOT NULL,
+        instrument TEXT NOT NULL,
+        nonce INTEGER NOT NULL,
+        PRIMARY KEY (account, instrument)
+    );
+    CREATE TABLE clearing_defaults (
+        sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+        account TEXT NOT NULL,
+        debt TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        uncovered TEXT NOT NULL
+    );
+    """,
 )
 
 #: The insurance fund's row in clearing_settlement.
@@ -230,25 +255,25 @@ class OrderRow:
 
 
 @dataclass(frozen=True, slots=True)
-class PositionRow:
-    """An open position, in the Market's own integers."""
+class CloseOutRow:
+    """A close-out this node signed for one instrument of a defaulting account."""
 
+    close_out_id: bytes
+    """The market's close-out id."""
     account: str
-    """Trader, lowercase 0x."""
-    chain_id: int
-    """Chain of the Market."""
-    underlying: str
-    """Underlying name."""
-    kind: int
-    """Margin instrument kind (perp, call, put)."""
-    size: int
-    """Signed size, 18 decimals."""
-    price: int
-    """Entry price or premium, 18 decimals."""
-    strike: int
-    """Strike, 18 decimals (0 for perpetuals)."""
-    expiry: int
-    """Expiry, Unix seconds (0 for perpetuals)."""
+    """Defaulting account."""
+    instrument: str
+    """Instrument key (chain:market:underlying:kind:strike:expiry)."""
+    nonce: int
+    """The account's close-out nonce for the instrument."""
+    account_size: int
+    """Signed size the account trades (18 decimals)."""
+    mark: int
+    """Certified mark, 18 decimals."""
+    start: int
+    """Auction start, chain time."""
+    deadline: int
+    """Auction end, chain time."""
 
 
 class ClearingStore:
@@ -396,6 +421,32 @@ class ClearingStore:
         rows = self.connection.execute("SELECT account, instrument, size FROM clearing_open_interest ORDER BY instrument, account").fetchall()
         return [(r[0], r[1], int(r[2])) for r in rows]
 
+    def save_close_out(self, row: CloseOutRow) -> None:
+        self.connection.execute(
+            "INSERT OR REPLACE INTO clearing_close_outs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (row.close_out_id, row.account, row.instrument, row.nonce, str(row.account_size), str(row.mark), row.start, row.deadline),
+        )
+
+    def drop_close_out(self, close_out_id: bytes) -> None:
+        self.connection.execute("DELETE FROM clearing_close_outs WHERE close_out_id = ?", (close_out_id,))
+
+    def close_outs(self) -> list[CloseOutRow]:
+        rows = self.connection.execute("SELECT * FROM clearing_close_outs ORDER BY close_out_id").fetchall()
+        return [CloseOutRow(bytes(r[0]), r[1], r[2], int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7])) for r in rows]
+
+    def save_close_out_nonce(self, account: str, instrument: str, nonce: int) -> None:
+        self.connection.execute("INSERT OR REPLACE INTO clearing_close_out_nonces VALUES (?, ?, ?)", (account, instrument, nonce))
+
+    def close_out_nonces(self) -> dict[tuple[str, str], int]:
+        return {(r[0], r[1]): int(r[2]) for r in self.connection.execute("SELECT account, instrument, nonce FROM clearing_close_out_nonces")}
+
+    def record_default(self, account: str, debt: int, plan: str, uncovered: int) -> None:
+        self.connection.execute("INSERT INTO clearing_defaults (account, debt, plan, uncovered) VALUES (?, ?, ?, ?)", (account, str(debt), plan, str(uncovered)))
+
+    def defaults(self) -> list[tuple[str, int, str, int]]:
+        rows = self.connection.execute("SELECT account, debt, plan, uncovered FROM clearing_defaults ORDER BY sequence").fetchall()
+        return [(r[0], int(r[1]), r[2], int(r[3])) for r in rows]
+
     def save_mark(self, underlying: str, answer: int, decimals: int) -> None:
         self.connection.execute("INSERT OR REPLACE INTO clearing_marks VALUES (?, ?, ?)", (underlying, str(answer), decimals))
 
@@ -427,20 +478,7 @@ class ClearingStore:
         ).fetchall()
         return sum(int(r[0]) for r in rows)
 
-    # --- positions, prices, chain time -------------------------------------------------------
-
-    def save_position(self, position_id: str, row: PositionRow | None) -> None:
-        if row is None:
-            self.connection.execute("DELETE FROM clearing_positions WHERE position_id = ?", (position_id,))
-            return
-        self.connection.execute(
-            "INSERT OR REPLACE INTO clearing_positions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (position_id, row.account, row.chain_id, row.underlying, row.kind, str(row.size), str(row.price), str(row.strike), row.expiry),
-        )
-
-    def positions(self) -> list[tuple[str, PositionRow]]:
-        rows = self.connection.execute("SELECT * FROM clearing_positions ORDER BY position_id").fetchall()
-        return [(r[0], PositionRow(r[1], int(r[2]), r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7]), int(r[8]))) for r in rows]
+    # --- prices, chain time -------------------------------------------------------
 
     def save_price(self, name: str, updated_at: int, answer: int, decimals: int) -> None:
         self.connection.execute("INSERT OR IGNORE INTO clearing_prices VALUES (?, ?, ?, ?)", (name, updated_at, str(answer), decimals))

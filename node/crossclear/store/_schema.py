@@ -13,6 +13,8 @@ CREATE TABLE IF NOT EXISTS attest_observations (
     leaf_count INTEGER NOT NULL,
     first_seen_ms INTEGER NOT NULL
 );
+-- Pruning walks observations by block.
+CREATE INDEX IF NOT EXISTS attest_observations_by_block ON attest_observations (chain_id, block_number);
 -- One signature per signer per slot: the primary key is the equivocation rule itself.
 CREATE TABLE IF NOT EXISTS attest_signatures (
     signer BLOB NOT NULL,

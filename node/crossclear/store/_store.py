@@ -6,6 +6,12 @@ reported (tests/store/test_store.py kills a writer with SIGKILL to prove it). On
 loss could roll back the last few commits, never corrupt the file; FULL would add an fsync
 per gossip batch (milliseconds each here), and what a power loss takes back is re-fetched from
 peers over Sync. Callers group writes in `transaction()` so one gossip batch is one commit.
+
+Storage is bounded by pruning (`prune`): below a depth under the node's head, signatures whose
+observation is certified (the certificate holds a quorum of them) and other members'
+uncertified signatures are deleted, with observations nothing refers to any more. Freed pages
+are reused, and the WAL is truncated after checkpoints (`journal_size_limit`), so the file
+stops growing once a flood is at its budget.
 """
 
 from __future__ import annotations
@@ -17,6 +23,11 @@ from pathlib import Path
 
 from crossclear.store._database import open_database
 from crossclear.store._schema import SCHEMA
+
+#: The WAL is cut back to this size after each checkpoint (SQLite lets it keep its peak size).
+WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
+
+_NOT_CERTIFIED = "NOT EXISTS (SELECT 1 FROM attest_certificates c WHERE c.digest = attest_signatures.digest)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +83,11 @@ class AttestationStore:
         # exactly one `transaction()` block and nothing commits implicitly.
         self._connection = open_database(self.path, synchronous="NORMAL")
         self._connection.executescript(SCHEMA)
+        self._connection.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         self._depth = 0
+        # Uncertified signatures held per signer, loaded on first use and kept in step with
+        # every write here (a rollback drops it, to be counted again).
+        self._pending: dict[bytes, int] | None = None
 
     def close(self) -> None:
         self._connection.close()
@@ -93,6 +108,7 @@ class AttestationStore:
             yield
         except BaseException:
             self._depth = 0
+            self._pending = None
             self._connection.execute("ROLLBACK")
             raise
         self._depth = 0
@@ -135,9 +151,10 @@ class AttestationStore:
         return None if row is None else StoredSignature(*row)
 
     def insert_signature(
-        self, signature: StoredSignature, observation: StoredObservation, now_ms: int
+        self, signature: StoredSignature, observation: StoredObservation, now_ms: int, *, pending: bool = True
     ) -> bool:
-        """Store a signature unless its signer already holds one in this slot; True when stored."""
+        """Store a signature unless its signer already holds one in this slot; True when stored.
+        `pending`: its observation is not certified (it counts in the signer's storage share)."""
         cursor = self._connection.execute(
             "INSERT OR IGNORE INTO attest_signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -151,7 +168,73 @@ class AttestationStore:
                 now_ms,
             ),
         )
-        return cursor.rowcount == 1
+        stored = cursor.rowcount == 1
+        if stored and pending:
+            tally = self._pending_tally()
+            tally[signature.signer] = tally.get(signature.signer, 0) + 1
+        return stored
+
+    def _pending_tally(self) -> dict[bytes, int]:
+        if self._pending is None:
+            self._pending = dict(
+                self._connection.execute(
+                    f"SELECT signer, COUNT(*) FROM attest_signatures WHERE {_NOT_CERTIFIED} GROUP BY signer"
+                ).fetchall()
+            )
+        return self._pending
+
+    def pending_count(self, signer: bytes) -> int:
+        """Signatures by `signer` held over observations not certified here."""
+        return self._pending_tally().get(signer, 0)
+
+    def holds_signature(self, digest: bytes, signature: bytes) -> bool:
+        return (
+            self._connection.execute(
+                "SELECT 1 FROM attest_signatures WHERE digest = ? AND signature = ?", (digest, signature)
+            ).fetchone()
+            is not None
+        )
+
+    def lowest_pending_block(self, signer: bytes, chain_id: int) -> int | None:
+        """The lowest block of a chain where `signer` holds a signature not certified here."""
+        row = self._connection.execute(
+            f"SELECT MIN(block_number) FROM attest_signatures WHERE signer = ? AND chain_id = ? AND {_NOT_CERTIFIED}",
+            (signer, chain_id),
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def prune(self, chain_id: int, below_block: int, keep_signer: bytes) -> int:
+        """Delete, below a block of one chain, what no longer needs a row: signatures of
+        certified observations (their certificate holds a quorum of them), uncertified
+        signatures of every signer but `keep_signer` (this node keeps its own, so peers can
+        still finish those quorums after a long partition), and observations no signature
+        refers to. Certificates and evidence stay. Returns the rows deleted."""
+        tally = self._pending_tally()
+        for signer, count in self._connection.execute(
+            "SELECT signer, COUNT(*) FROM attest_signatures WHERE chain_id = ? AND block_number < ? AND signer != ?"
+            f" AND {_NOT_CERTIFIED} GROUP BY signer",
+            (chain_id, below_block, keep_signer),
+        ).fetchall():
+            left = tally.get(signer, 0) - count
+            if left > 0:
+                tally[signer] = left
+            else:
+                tally.pop(signer, None)
+        signatures = self._connection.execute(
+            "DELETE FROM attest_signatures WHERE chain_id = ? AND block_number < ?"
+            f" AND (signer != ? OR NOT {_NOT_CERTIFIED})",
+            (chain_id, below_block, keep_signer),
+        ).rowcount
+        observations = self._connection.execute(
+            "DELETE FROM attest_observations WHERE chain_id = ? AND block_number < ?"
+            " AND NOT EXISTS (SELECT 1 FROM attest_signatures s WHERE s.digest = attest_observations.digest)",
+            (chain_id, below_block),
+        ).rowcount
+        return signatures + observations
+
+    def size_bytes(self) -> int:
+        """The database file and its WAL, in bytes."""
+        return sum(path.stat().st_size for path in (self.path, Path(f"{self.path}-wal")) if path.exists())
 
     def signature_count(self, digest: bytes) -> int:
         count: int = self._connection.execute(
@@ -186,6 +269,13 @@ class AttestationStore:
         )
 
     def insert_certificate(self, digest: bytes, chain_id: int, block_number: int, certificate: bytes, now_ms: int) -> None:
+        tally = self._pending_tally()
+        for (signer,) in self._connection.execute("SELECT signer FROM attest_signatures WHERE digest = ?", (digest,)):
+            left = tally.get(signer, 0) - 1
+            if left > 0:
+                tally[signer] = left
+            else:
+                tally.pop(signer, None)
         self._connection.execute(
             "INSERT INTO attest_certificates (digest, chain_id, block_number, certified_ms, certificate)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -233,21 +323,26 @@ class AttestationStore:
         evidence: bytes,
         now_ms: int,
     ) -> bool:
-        """Store one piece of evidence; False when the same conflict was already on file."""
+        """Store one piece of evidence; False when this signer already has evidence on file
+        for the slot (one proves the offence; more would let an equivocator fill the disk)."""
+        slot = (signer, observation.kind, observation.chain_id, observation.emitter, observation.block_number)
         cursor = self._connection.execute(
-            "INSERT OR IGNORE INTO attest_evidence VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                signer,
-                observation.kind,
-                observation.chain_id,
-                observation.emitter,
-                observation.block_number,
-                second_digest,
-                evidence,
-                now_ms,
-            ),
+            "INSERT OR IGNORE INTO attest_evidence SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
+            " (SELECT 1 FROM attest_evidence WHERE signer = ? AND kind = ? AND chain_id = ? AND emitter = ?"
+            " AND block_number = ?)",
+            (*slot, second_digest, evidence, now_ms, *slot),
         )
         return cursor.rowcount == 1
+
+    def has_evidence_at_slot(self, signer: bytes, kind: int, chain_id: int, emitter: bytes, block_number: int) -> bool:
+        return (
+            self._connection.execute(
+                "SELECT 1 FROM attest_evidence WHERE signer = ? AND kind = ? AND chain_id = ? AND emitter = ?"
+                " AND block_number = ?",
+                (signer, kind, chain_id, emitter, block_number),
+            ).fetchone()
+            is not None
+        )
 
     def evidence_count(self) -> int:
         count: int = self._connection.execute("SELECT COUNT(*) FROM attest_evidence").fetchone()[0]
