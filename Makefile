@@ -6,9 +6,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP_STAMP := $(VENV)/.stamp-pip
 NPM_STAMP := node_modules/.stamp-npm
+# Debian packages the tests need (chromium + chromium-driver for the dashboard's browser tests,
+# promtool for the alert rules), installed only when missing; CI runs as root.
+SYSTEM_STAMP := build/.stamp-system-packages
 NATIVE_SOURCES := $(wildcard native/*/*.c native/*/*.h native/*/build_ffi.py)
 
-.PHONY: setup test devnet bench typecheck sanitize clean
+.PHONY: setup system-packages test devnet bench typecheck sanitize clean
 
 setup: $(PIP_STAMP) $(NPM_STAMP)
 
@@ -25,7 +28,13 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: setup
+system-packages: $(SYSTEM_STAMP)
+
+$(SYSTEM_STAMP): ops/system-packages.sh
+	bash ops/system-packages.sh build/tools
+	@mkdir -p $(@D) && touch $@
+
+test: setup $(SYSTEM_STAMP)
 	$(VENV)/bin/pytest
 
 devnet: setup

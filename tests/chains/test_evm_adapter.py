@@ -18,7 +18,7 @@ from crossclear.chains import (
     DepositObserved,
     Health,
     ObservationBatch,
-    PositionChanged,
+    Traded,
     PriceUpdated,
     Released,
     ReorgTooDeep,
@@ -96,9 +96,9 @@ def test_missing_contract_is_refused(chain: DevChain) -> None:
 
 
 def test_every_event_kind_is_observed_once_in_order(chain: DevChain) -> None:
-    trader = chain.accounts[2].address
+    trader, counterparty = chain.accounts[2], chain.accounts[3]
     deposit_tx = _deposit(chain, 77)
-    chain.open_perpetual(trader, "WETH", -2 * 10**18, 3_000 * 10**18)
+    chain.trade_perpetual(trader, counterparty, "WETH", -2 * 10**18, 3_000 * 10**18)
     chain.set_price("WETH", 3_100 * 10**8)
     head = chain.anvil.block_number()
     batches = run(_stream_until(EvmChainAdapter(chain.adapter_config()), _start(chain), head))
@@ -108,8 +108,11 @@ def test_every_event_kind_is_observed_once_in_order(chain: DevChain) -> None:
     assert deposit.amount == 77 and deposit.asset == chain.token("USDC") and deposit.account == chain.accounts[1].address
     root = next(o for o in observations if isinstance(o, RootUpdated) and o.tx_hash == deposit_tx)
     assert (root.root, root.leaf_count) == (deposit.root, deposit.leaf_index + 1)
-    position = [o for o in observations if isinstance(o, PositionChanged)][-1]
-    assert (position.trader, position.size, position.is_open, position.kind.name) == (trader, -2 * 10**18, True, "PERPETUAL")
+    traded = [o for o in observations if isinstance(o, Traded)][-1]
+    assert (traded.maker, traded.taker, traded.maker_size, traded.price, traded.kind.name) == (
+        trader.address, counterparty.address, -2 * 10**18, 3_000 * 10**18, "PERPETUAL"
+    )
+    assert not traded.is_close_out
     price = [o for o in observations if isinstance(o, PriceUpdated)][-1]
     assert (price.asset, price.answer, price.decimals) == (chain.token("WETH"), 3_100 * 10**8, 8)
 

@@ -12,7 +12,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from crossclear.attest import ObservationKind
-from crossclear.chains.interface import AnyObservation, DepositObserved, InstrumentKind, PositionChanged, PriceUpdated, Released, RootUpdated, Seized
+from crossclear.chains.interface import AnyObservation, DepositObserved, InstrumentKind, PriceUpdated, Released, RootUpdated, Seized, Traded
 from crossclear.node.facts import ENCODING_VERSION, EventsBlock, MalformedEvents, decode_events, encode_events, facts_for_block
 
 CHAIN = 31001
@@ -28,7 +28,7 @@ BOB = to_checksum_address("0x" + "b0" * 20)
 BLOCK_HASH = b"\x07" * 32
 
 #: keccak256 of encode_events(vault_block()): change it only together with ENCODING_VERSION.
-PINNED_VAULT_BLOCK_KECCAK = "0x860fab661879c6fc0be4bb51dc29467b7c109246d8e9aa1ae72a09461c4faba1"
+PINNED_VAULT_BLOCK_KECCAK = "0xe3ff7c4a40b8f4816f90e7db8396556e3fcdcf9c5bd02bee040b36e4c20b00e0"
 
 
 def base(contract: str, log_index: int) -> dict[str, Any]:
@@ -38,12 +38,12 @@ def base(contract: str, log_index: int) -> dict[str, Any]:
     }
 
 
-def position(log_index: int, kind: InstrumentKind = InstrumentKind.PERPETUAL, is_open: bool = True) -> PositionChanged:
+def position(log_index: int, kind: InstrumentKind = InstrumentKind.PERPETUAL, close_out: bool = False) -> Traded:
     option = kind is InstrumentKind.OPTION
-    return PositionChanged(
-        **base(MARKET, log_index), position_id=2**200 + 7, trader=ALICE, underlying=WETH, kind=kind,
-        size=-2 * 10**18, price=(75 if option else 3100) * 10**18, strike=3300 * 10**18 if option else 0,
-        expiry=TIMESTAMP + 86_400 if option else 0, is_call=option, is_open=is_open,
+    return Traded(
+        **base(MARKET, log_index), trade_id=bytes([log_index + 9]) * 32, maker=ALICE, taker=BOB, underlying=WETH, kind=kind,
+        strike=3300 * 10**18 if option else 0, expiry=TIMESTAMP + 86_400 if option else 0, is_call=option,
+        maker_size=-2 * 10**18, price=(75 if option else 3100) * 10**18, close_out_id=b"\x0c" * 32 if close_out else bytes(32),
     )
 
 
@@ -71,7 +71,7 @@ def vault_block() -> EventsBlock:
     "block",
     [
         pytest.param(block_of(MARKET, position(1)), id="perpetual"),
-        pytest.param(block_of(MARKET, position(1, InstrumentKind.OPTION), position(5, is_open=False)), id="option-and-close"),
+        pytest.param(block_of(MARKET, position(1, InstrumentKind.OPTION), position(5, close_out=True)), id="option-and-close-out"),
         pytest.param(block_of(FEED, price(2)), id="price"),
         pytest.param(block_of(VAULT, released(3)), id="released"),
         pytest.param(block_of(VAULT, seized(4)), id="seized"),
@@ -100,15 +100,15 @@ def test_the_header_fields_are_what_decoding_gives_every_event() -> None:
 
 
 def spec_encoding(block: EventsBlock) -> bytes:
-    """Version 1 written out from the spec in crossclear.node.facts' docstring, field by field."""
+    """Version 2 written out from the spec in crossclear.node.facts' docstring, field by field."""
     items = []
     for event in block.events:
         common = (event.tx_hash, event.log_index)
-        if isinstance(event, PositionChanged):
+        if isinstance(event, Traded):
             items.append(abi_encode(
-                ("uint8", "bytes32", "uint32", "uint256", "address", "address", "uint8", "int256", "uint256", "uint256", "uint64", "bool", "bool"),
-                (1, *common, event.position_id, event.trader, event.underlying, event.kind.value, event.size, event.price,
-                 event.strike, event.expiry, event.is_call, event.is_open),
+                ("uint8", "bytes32", "uint32", "bytes32", "address", "address", "address", "uint8", "uint256", "uint64", "bool", "int256", "uint256", "bytes32"),
+                (5, *common, event.trade_id, event.maker, event.taker, event.underlying, event.kind.value, event.strike,
+                 event.expiry, event.is_call, event.maker_size, event.price, event.close_out_id),
             ))
         elif isinstance(event, PriceUpdated):
             items.append(abi_encode(
@@ -124,7 +124,7 @@ def spec_encoding(block: EventsBlock) -> bytes:
             ))
     return abi_encode(
         ("uint8", "uint64", "address", "uint64", "bytes32", "uint64", "bytes[]"),
-        (1, block.chain_id, block.contract, block.block_number, block.block_hash, block.block_timestamp, items),
+        (2, block.chain_id, block.contract, block.block_number, block.block_hash, block.block_timestamp, items),
     )
 
 
@@ -134,7 +134,7 @@ def spec_encoding(block: EventsBlock) -> bytes:
     ids=["positions", "price", "payouts"],
 )
 def test_the_encoding_is_the_declared_one(block: EventsBlock) -> None:
-    assert ENCODING_VERSION == 1
+    assert ENCODING_VERSION == 2
     assert encode_events(block) == spec_encoding(block)
 
 
@@ -166,39 +166,39 @@ def test_a_truncated_encoding_is_refused() -> None:
             decode_events(encoded[:cut])
 
 
-@pytest.mark.parametrize("version", [0, 2, 255])
+@pytest.mark.parametrize("version", [0, 1, 255])
 def test_another_version_is_refused(version: int) -> None:
-    with pytest.raises(MalformedEvents, match=f"version {version}, expected 1"):
+    with pytest.raises(MalformedEvents, match=f"version {version}, expected 2"):
         decode_events(header(version, []))
 
 
-@pytest.mark.parametrize("tag", [0, 5, 200])
+@pytest.mark.parametrize("tag", [0, 1, 200])
 def test_an_unknown_tag_is_refused(tag: int) -> None:
     item = abi_encode(("uint8", "bytes32", "uint32"), (tag, b"\x01" * 32, 0))
     with pytest.raises(MalformedEvents, match=f"unknown event tag {tag}"):
-        decode_events(header(1, [item]))
+        decode_events(header(2, [item]))
 
 
 def test_an_event_that_does_not_match_its_tag_is_refused() -> None:
     short = abi_encode(("uint8", "bytes32", "uint32"), (3, b"\x01" * 32, 0))  # a Released without its fields
     with pytest.raises(MalformedEvents, match="event with tag 3 does not decode"):
-        decode_events(header(1, [short]))
+        decode_events(header(2, [short]))
     as_price = abi_encode(
-        ("uint8", "bytes32", "uint32", "address", "int256", "uint8", "uint80", "uint256"), (1, b"\x01" * 32, 0, WETH, 1, 8, 1, 1)
-    )  # price fields under the PositionChanged tag
-    with pytest.raises(MalformedEvents, match="event with tag 1 does not decode"):
-        decode_events(header(1, [as_price]))
+        ("uint8", "bytes32", "uint32", "address", "int256", "uint8", "uint80", "uint256"), (5, b"\x01" * 32, 0, WETH, 1, 8, 1, 1)
+    )  # price fields under the Traded tag
+    with pytest.raises(MalformedEvents, match="event with tag 5 does not decode"):
+        decode_events(header(2, [as_price]))
 
 
 def test_an_unknown_instrument_kind_is_refused_as_malformed() -> None:
     good = spec_encoding(block_of(MARKET, position(1)))
     item = abi_encode(
-        ("uint8", "bytes32", "uint32", "uint256", "address", "address", "uint8", "int256", "uint256", "uint256", "uint64", "bool", "bool"),
-        (1, b"\x01" * 32, 1, 7, ALICE, WETH, 2, 10**18, 3000 * 10**18, 0, 0, False, True),
+        ("uint8", "bytes32", "uint32", "bytes32", "address", "address", "address", "uint8", "uint256", "uint64", "bool", "int256", "uint256", "bytes32"),
+        (5, b"\x01" * 32, 1, b"\x07" * 32, ALICE, BOB, WETH, 2, 0, 0, False, 10**18, 3000 * 10**18, bytes(32)),
     )
     decode_events(good)  # kinds 0 (perpetual) and 1 (option) are fine
     with pytest.raises(MalformedEvents):
-        decode_events(header(1, [item]))
+        decode_events(header(2, [item]))
 
 
 # --- facts_for_block -------------------------------------------------------------------------

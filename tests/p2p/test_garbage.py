@@ -92,7 +92,9 @@ def test_garbage_is_dropped_and_honest_nodes_keep_certifying(tmp_path: Path) -> 
             sign = attacker_config.key.sign_digest
 
             # Random bytes, a well-formed envelope with a bad signature, a forger outside the set.
-            forged = attestation_pb2.GossipEnvelope(sent_at_ms=now_ms(), nonce=1, body=b"x", signature=b"\x01" * 65)
+            forged = attestation_pb2.GossipEnvelope(
+                sent_at_ms=now_ms(), nonce=1, body=_batch(1, chain), signature=b"\x01" * 65
+            )
             outsider = seal(KEYS[6].sign_digest, ATTESTATIONS, _batch(1, chain), now_ms(), 2)
             # A batch whose envelope is fine but whose observation signature is not the sender's.
             stolen = sign_observation(KEYS[0], SigningDomain(), chain.observation(1)).to_proto()
@@ -113,11 +115,12 @@ def test_garbage_is_dropped_and_honest_nodes_keep_certifying(tmp_path: Path) -> 
                 and _dropped_total(honest, "bad_observation") >= 3,
                 20,
                 "each garbage message dropped by all three honest nodes",
+                lambda: [node.running.status().gossip_dropped for node in honest],
             )
 
             # A replay: the same sealed envelope twice (fresh pubsub wrapper), and a stale one.
-            original = seal(sign, ATTESTATIONS, _batch(chain.head(now_ms()) + 1000, chain), now_ms(), 4)
-            stale = seal(sign, ATTESTATIONS, _batch(chain.head(now_ms()) + 1001, chain), now_ms() - 120_000, 5)
+            original = seal(sign, ATTESTATIONS, _batch(chain.head(now_ms()) + 2, chain), now_ms(), 4)
+            stale = seal(sign, ATTESTATIONS, _batch(chain.head(now_ms()) + 3, chain), now_ms() - 120_000, 5)
             await attacker.publish_raw(ATTESTATIONS, [original, original, stale])
             await wait_until(
                 lambda: _dropped_total(honest, "replayed") >= 3 and _dropped_total(honest, "stale") >= 3,

@@ -201,32 +201,6 @@ class Traded(Observation):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PositionChanged(Observation):
-    """`PositionChanged` of the former position-registry Market (no contract emits it now)."""
-
-    position_id: int
-    """The market's id for the position (unique per market)."""
-    trader: Address
-    """Owner of the position."""
-    underlying: Address
-    """Token the position is on (its `PriceFeed` prices it)."""
-    kind: InstrumentKind
-    """Perpetual or option."""
-    size: int
-    """Signed size, 18 decimals: positive long, negative short."""
-    price: int
-    """Entry price (perpetual) or premium per unit (option) on open, exit price on close; 18 decimals."""
-    strike: int
-    """Option strike, 18 decimals; 0 for perpetuals."""
-    expiry: int
-    """Option expiry, Unix seconds; 0 for perpetuals."""
-    is_call: bool
-    """True for a call, False for a put; False for perpetuals."""
-    is_open: bool
-    """True when this event opened the position, False when it closed it."""
-
-
-@dataclass(frozen=True, kw_only=True)
 class PriceUpdated(Observation):
     """`PriceFeed.AnswerUpdated`: a new price for one asset."""
 
@@ -275,7 +249,7 @@ class Seized(Observation):
 
 
 #: Every observation type an adapter may emit.
-AnyObservation: TypeAlias = DepositObserved | RootUpdated | Traded | PositionChanged | PriceUpdated | Released | Seized
+AnyObservation: TypeAlias = DepositObserved | RootUpdated | Traded | PriceUpdated | Released | Seized
 
 
 @dataclass(frozen=True)

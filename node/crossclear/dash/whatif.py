@@ -151,7 +151,7 @@ def to_request(what_if: WhatIf, holdings: list[margin_pb2.CollateralHolding]) ->
             raise WhatIfError(f"removal {index}: the account holds no {removal.asset} on chain {removal.chain_id} (it holds {held})")
         units = removal.amount.scaleb(holding.decimals)
         if units != units.to_integral_value():
-            raise WhatIfError(f"removal {index}: {holding.asset} has {holding.decimals} decimals; {removal.amount} is finer than that")
+            raise WhatIfError(f"removal {index}: {holding.asset} has {holding.decimals} decimals; {removal.amount:f} is finer than that")
         request.remove_collateral.add(chain_id=holding.chain_id, asset=holding.asset, amount_units=str(int(units)))
     return request
 

@@ -115,9 +115,9 @@ def _up(args: argparse.Namespace) -> int:
         extra: dict[str, Any] = {"nodes": [], "liquidator": None}
         if args.nodes:
             keys = node_keys(args.nodes)
-            liquidator = funded_accounts()[9]
-            nodes = start_nodes(deployed_chains(running.chains), keys, liquidator, state_dir, progress=_progress)
-            extra = nodes.manifest() | {"clearinghouse_domain": DEVNET_CLEARINGHOUSE_DOMAIN}
+            liquidator, fund = funded_accounts()[9], funded_accounts()[8]
+            nodes = start_nodes(deployed_chains(running.chains), keys, liquidator, state_dir, progress=_progress, insurance_fund=fund.address)
+            extra = nodes.manifest() | {"clearinghouse_domain": DEVNET_CLEARINGHOUSE_DOMAIN, "insurance_fund": fund.address}
         elapsed = time.monotonic() - began
         manifest = running.manifest | extra | {"pid": os.getpid(), "started_at": time.time(), "startup_seconds": round(elapsed, 2)}
         path = write_manifest(state_dir, manifest)

@@ -22,6 +22,7 @@ from crossclear.chains.interface import Address
 from crossclear.devnet.accounts import DevAccount, funded_accounts, node_keys
 from crossclear.devnet.anvil import Anvil
 from crossclear.devnet.deploy import Deployment, connect, deploy_devnet, transact
+from crossclear.devnet.trading import trade_perpetual
 
 
 @dataclass
@@ -114,11 +115,9 @@ class DevChain:
         )
         return receipt
 
-    def open_perpetual(self, trader: Address, symbol: str, size: int, price: int) -> dict[str, Any]:
-        receipt: dict[str, Any] = transact(
-            self.web3, "Market", self.deployment.market, "openPerpetual", self.token(symbol), size, price, sender=trader
-        )
-        return receipt
+    def trade_perpetual(self, maker: DevAccount, taker: DevAccount, symbol: str, maker_size: int, price: int, nonce: int = 1) -> dict[str, Any]:
+        """`maker` signs an order for `maker_size` perpetuals on `symbol` at `price` and `taker` fills it."""
+        return trade_perpetual(self.web3, self.deployment.market, self.token(symbol), maker.private_key, maker.address, taker.address, maker_size, price, nonce)
 
     def set_price(self, symbol: str, answer: int) -> dict[str, Any]:
         receipt: dict[str, Any] = transact(self.web3, "PriceFeed", self.price_feed(symbol), "setAnswer", answer)

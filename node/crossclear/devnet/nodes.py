@@ -97,13 +97,15 @@ def start_nodes(
     liquidator: DevAccount,
     state_dir: Path,
     progress: Callable[[str], None] = print,
+    insurance_fund: str | None = None,
 ) -> RunningNodes:
     """Write the configs, start one process per key and the liquidator, wait until all serve."""
     directory = state_dir / "nodes"
     ports = allocate_ports(len(keys))
     risk_file = repo_root() / "examples" / "risk.json"
     paths = write_node_configs(
-        directory, chains, keys, risk_file, DEVNET_CLEARINGHOUSE_DOMAIN, ports, liquidation_recipient=liquidator.address
+        directory, chains, keys, risk_file, DEVNET_CLEARINGHOUSE_DOMAIN, ports, liquidation_recipient=liquidator.address,
+        insurance_fund=insurance_fund,
     )
     running = RunningNodes()
     try:

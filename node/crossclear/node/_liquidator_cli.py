@@ -43,17 +43,22 @@ def run(args: argparse.Namespace) -> int:
         while True:
             failed_before = sum(liquidator.errors.values())
             try:
+                taken = await liquidator.close_out_once()
                 submissions = await liquidator.run_once()
             except Exception as error:  # one bad round must not end the liquidator
                 log.warning("round failed: %s: %s", type(error).__name__, " ".join(str(error).split()))
-                submissions = []
+                taken, submissions = [], []
+            for close_out in taken:
+                order = close_out.order
+                print(f"closed out {order.account_size} of {order.underlying} for {order.account} on chain {close_out.domain.chain_id} "
+                      f"(signed by {len(close_out.signers)} nodes), transaction {close_out.transaction_hash}", flush=True)
             for submission in submissions:
                 order = submission.order
                 print(f"seized {order.amount} of {order.token} from {order.account} on chain {submission.domain.chain_id} "
                       f"(signed by {len(submission.signers)} nodes), transaction {submission.transaction_hash}", flush=True)
             failed = sum(liquidator.errors.values()) - failed_before
-            if submissions or failed:
-                print(f"round: {len(submissions)} seized, {failed} failed; since start: {liquidator.submitted} seized, "
+            if submissions or taken or failed:
+                print(f"round: {len(taken)} closed out, {len(submissions)} seized, {failed} failed; since start: {liquidator.submitted} seized, "
                       f"errors {_counts(liquidator.errors)}, skipped {_counts(liquidator.skipped)}", flush=True)
             if args.once:
                 return

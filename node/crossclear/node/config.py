@@ -119,6 +119,12 @@ class NodeConfig:
     """Where seized collateral goes; the same on every node (None: this node signs no seizes)."""
     price_band: float = 0.05
     """A trade's price may differ from the certified mark at its block by at most this fraction."""
+    settlement_asset: str = "USDC"
+    """Collateral asset variation margin and trade cash are paid in."""
+    insurance_fund: str | None = None
+    """Address whose claims seed the insurance fund (None: the fund holds only rounding residue)."""
+    close_out_discount_bps: int = 500
+    """Largest discount a close-out auction reaches, and the fund's discount on a defaulter's collateral."""
 
     @property
     def address(self) -> str:
@@ -248,7 +254,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
         raise ConfigError(f"{source}: not valid TOML: {error}") from None
     _apply_environment(document, os.environ if environ is None else environ)
     base = path.resolve().parent
-    known_sections = {"node", "rpc", "metrics", "p2p", "node_set", "margin", "claims", "liquidations", "chains", "collateral", "underlyings", "feeds"}
+    known_sections = {"node", "rpc", "metrics", "p2p", "node_set", "margin", "claims", "liquidations", "clearing", "chains", "collateral", "underlyings", "feeds"}
     unknown = sorted(set(document) - known_sections)
     if unknown:
         raise ConfigError(f"{source}: [{unknown[0]}] is not a known section (see docs/node-config.md)")
@@ -319,6 +325,15 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
     recipient = None if recipient_value is None else liquidations.address("recipient", recipient_value)
     liquidations.finish()
 
+    clearing = _Reader(source, "clearing", document.get("clearing", {}))
+    settlement_asset = clearing.string("settlement_asset", "USDC")
+    fund_value = clearing.get("insurance_fund")
+    insurance_fund = None if fund_value is None else clearing.address("insurance_fund", fund_value)
+    discount_bps = clearing.integer("close_out_discount_bps", 500, minimum=1)
+    if discount_bps >= 10_000:
+        raise clearing.fail("close_out_discount_bps", f"must be below 10000 (100%), got {discount_bps}")
+    clearing.finish()
+
     chains_table = document.get("chains", {})
     if not isinstance(chains_table, dict) or not chains_table:
         raise ConfigError(f"{source}: [chains.NAME] must define at least one chain")
@@ -378,6 +393,8 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
     unpriced = sorted(set(risk.market.underlying_names + risk.market.asset_names) - set(feeds))
     if unpriced:
         raise ConfigError(f"{source}: [feeds.{unpriced[0]}] is missing: every underlying and asset of the risk file needs a price feed")
+    if settlement_asset not in collateral:
+        raise ConfigError(f"{source}: clearing.settlement_asset: {settlement_asset!r} is not a [collateral] asset")
 
     return NodeConfig(
         name=name,
@@ -401,4 +418,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
         feeds=feeds,
         liquidation_recipient=recipient,
         price_band=price_band,
+        settlement_asset=settlement_asset,
+        insurance_fund=insurance_fund,
+        close_out_discount_bps=discount_bps,
     )

@@ -1,4 +1,7 @@
-"""The liquidator: collects the nodes' signed seize orders and submits quorum-backed ones.
+"""The liquidator: collects the nodes' signed close-out and seize orders and submits quorum-backed ones.
+
+As the backstop of close-outs it takes the defaulting account's position in the market's Dutch
+auction (at the auction's current price, which the contract computes from the block's time).
 
 It trusts no node: every signature is recovered and checked against the node set, orders are
 grouped by their exact content, and an order goes to the vault only when at least
@@ -16,6 +19,7 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from eth_account import Account
@@ -23,6 +27,9 @@ from web3 import HTTPProvider, Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
 
 from crossclear.chains.artifacts import load_artifact
+from crossclear.chains.interface import InstrumentKind
+from crossclear.chains.market_orders import CloseOut, MarketDomain, auction_price, recover_close_out_signer
+from crossclear.chains.market_orders import quorum_signatures as close_out_quorum
 from crossclear.chains.vault_orders import SeizeOrder, VaultDomain, quorum_signatures, recover_signer, threshold
 from crossclear.v1 import liquidation_pb2, liquidation_pb2_grpc
 
@@ -34,11 +41,41 @@ _log = logging.getLogger("crossclear.liquidator")
 #: Reasons an order was not submitted although it had a quorum (keys of `Liquidator.skipped`).
 SKIP_EXPIRED = "expired"
 SKIP_USED = "used"
+SKIP_EARLY = "not_started"
 #: Reasons a submission failed (keys of `Liquidator.errors`).
 ERROR_REVERTED = "reverted"
 ERROR_RPC = "rpc_error"
 ERROR_SEND = "send_failed"
 ERROR_UNEXPECTED = "unexpected"
+
+
+@dataclass(frozen=True)
+class CloseOutSubmission:
+    """A close-out the liquidator took in a market, with the signers that backed it."""
+
+    domain: MarketDomain
+    order: CloseOut
+    signers: tuple[str, ...]
+    transaction_hash: str
+
+
+def _close_out_from_proto(message: liquidation_pb2.SignedCloseOut) -> tuple[MarketDomain, CloseOut]:
+    domain = MarketDomain(chain_id=message.chain_id, market=Web3.to_checksum_address(message.market))
+    order = CloseOut(
+        close_out_id=bytes(message.close_out_id),
+        account=Web3.to_checksum_address(message.account),
+        underlying=Web3.to_checksum_address(message.underlying),
+        kind=InstrumentKind(message.kind),
+        strike=int(message.strike),
+        expiry=int(message.expiry),
+        is_call=message.is_call,
+        account_size=int(message.account_size),
+        mark=int(message.mark),
+        max_discount_bps=int(message.max_discount_bps),
+        start=int(message.start),
+        deadline=int(message.deadline),
+    )
+    return domain, order
 
 
 @dataclass(frozen=True)
@@ -151,6 +188,74 @@ class Liquidator:
             submitted.append(SeizeSubmission(domain, order, tuple(sorted(by_signer)), transaction))
         return submitted
 
+    async def _close_outs_from(self, target: str) -> list[liquidation_pb2.SignedCloseOut]:
+        try:
+            async with grpc.aio.insecure_channel(target) as channel:
+                stub = liquidation_pb2_grpc.LiquidationServiceStub(channel)
+                reply = await stub.ListCloseOuts(liquidation_pb2.ListCloseOutsRequest(), timeout=NODE_TIMEOUT_SECONDS)
+                return list(reply.orders)
+        except grpc.aio.AioRpcError:
+            return []
+
+    async def collect_close_outs(self) -> dict[tuple[MarketDomain, CloseOut], dict[str, bytes]]:
+        """Valid node-set signatures per exact close-out."""
+        answers = await asyncio.gather(*(self._close_outs_from(target) for target in self._targets))
+        collected: dict[tuple[MarketDomain, CloseOut], dict[str, bytes]] = {}
+        for orders in answers:
+            for message in orders:
+                try:
+                    domain, order = _close_out_from_proto(message)
+                    signer = recover_close_out_signer(domain, order, bytes(message.signature)).lower()
+                except (ValueError, TypeError):
+                    continue
+                if signer in self._node_set:
+                    collected.setdefault((domain, order), {})[signer] = bytes(message.signature)
+        return collected
+
+    async def close_out_once(self) -> list[CloseOutSubmission]:
+        """One round of close-outs: take every quorum-backed one whose auction is open now."""
+        taken = []
+        for (domain, order), by_signer in (await self.collect_close_outs()).items():
+            if len(by_signer) < self._threshold or domain.chain_id not in self._chains:
+                continue
+            signatures = close_out_quorum(domain, order, by_signer.values())
+            try:
+                transaction = await asyncio.to_thread(self._take, domain, order, signatures)
+            except _Skipped as skipped:
+                self.skipped[skipped.reason] += 1
+                continue
+            except _SubmitFailed as failed:
+                self._failed_close_out(order, failed.reason, str(failed))
+                continue
+            except Exception as error:  # keep the backstop alive whatever one order does
+                self._failed_close_out(order, ERROR_UNEXPECTED, f"{type(error).__name__}: {error}")
+                continue
+            self.submitted += 1
+            taken.append(CloseOutSubmission(domain, order, tuple(sorted(by_signer)), transaction))
+        return taken
+
+    def _failed_close_out(self, order: CloseOut, reason: str, detail: str) -> None:
+        self.errors[reason] += 1
+        _log.warning("close-out %s failed (%s): %s", order.close_out_id.hex(), reason, " ".join(detail.split()))
+
+    def _take(self, domain: MarketDomain, order: CloseOut, signatures: list[bytes]) -> str:
+        web3 = Web3(HTTPProvider(self._chains[domain.chain_id], request_kwargs={"timeout": 10}))
+        market = web3.eth.contract(address=Web3.to_checksum_address(domain.market), abi=list(load_artifact("Market").abi))
+        try:
+            chain_time = int(web3.eth.get_block("latest")["timestamp"])
+            if chain_time > order.deadline:
+                raise _Skipped(SKIP_EXPIRED, f"auction ended at {order.deadline}, block time {chain_time}")
+            if chain_time < order.start:
+                raise _Skipped(SKIP_EARLY, f"auction starts at {order.start}")
+            if market.functions.closeOutUsed(order.close_out_id).call():
+                raise _Skipped(SKIP_USED, "close-out id already used")
+            # Accept up to the price one block later would give: the auction only gets better for us.
+            limit = auction_price(order, min(order.deadline, chain_time + 2))
+            call = market.functions.closeOut(order.as_abi(), signatures, limit)
+        except ValueError as error:
+            raise _Skipped(SKIP_EXPIRED, str(error)) from error
+        return self._send(web3, call, domain.chain_id)
+
     def _failed(self, domain: VaultDomain, order: SeizeOrder, reason: str, detail: str) -> None:
         self.errors[reason] += 1
         detail = " ".join(detail.split())  # one log line, whatever the client's message holds
@@ -169,10 +274,17 @@ class Liquidator:
             call = vault.functions.seize(
                 order.seize_id, order.account, order.token, order.amount, order.recipient, order.deadline, signatures
             )
+        except (Web3Exception, OSError) as error:
+            raise _SubmitFailed(ERROR_RPC, f"{type(error).__name__}: {error}") from error
+        return self._send(web3, call, domain.chain_id)
+
+    def _send(self, web3: Web3, call: Any, chain_id: int) -> str:
+        """Build, sign and send one contract call and wait for its receipt; raises _SubmitFailed."""
+        try:
             # "pending": a transaction of an earlier round that is still unmined keeps its nonce.
             nonce = web3.eth.get_transaction_count(self._account.address, "pending")
-            transaction = call.build_transaction({"from": self._account.address, "nonce": nonce, "chainId": domain.chain_id})
-        except ContractLogicError as error:  # gas estimation ran the seize and it reverted
+            transaction = call.build_transaction({"from": self._account.address, "nonce": nonce, "chainId": chain_id})
+        except ContractLogicError as error:  # gas estimation ran the call and it reverted
             raise _SubmitFailed(ERROR_REVERTED, error.message or str(error)) from error
         except (Web3Exception, OSError) as error:
             raise _SubmitFailed(ERROR_RPC, f"{type(error).__name__}: {error}") from error

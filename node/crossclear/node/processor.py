@@ -503,14 +503,19 @@ class Processor:
         if previous is None:
             return
         old, new, places = _same_decimals(previous, (answer, decimals))
+        paid: dict[str, int] = {}
         for instrument in sorted(i for i in self._open if _underlying_of(i) == name and _kind_of(i) == MarginKind.PERP):
             sizes = self._open[instrument]
             payments, residue = settle_variation(sizes, MarkMove(old, new, places), self._settlement_decimals)
             self.ledger.pay_settlement(payments, residue)
+            for account, amount in payments.items():
+                paid[account] = paid.get(account, 0) + amount
             for account in sorted(sizes):
                 self._state.set_position(account, instrument, _position(instrument, sizes[account], answer / 10**decimals))
-            self._sweep(payments)
-        self._emit("variation_margin")
+        # Debts are swept once every instrument settled: a hedge across chains nets to nothing owed.
+        self._sweep(paid)
+        if paid:
+            self._emit("variation_margin")
 
     def _sweep(self, payments: Mapping[str, int]) -> None:
         for account in sorted(payments):

@@ -68,6 +68,7 @@ def write_node_configs(
     finality: int = 2,
     price_heartbeat_seconds: float = 3600.0,
     liquidation_recipient: str | None = None,
+    insurance_fund: str | None = None,
 ) -> list[Path]:
     """Write node-<i>.toml and node-<i>.key for every key; returns the config paths."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -109,6 +110,8 @@ def write_node_configs(
         ]
         if liquidation_recipient:
             lines += ["[liquidations]", f'recipient = "{liquidation_recipient}"', ""]
+        if insurance_fund:
+            lines += ["[clearing]", f'insurance_fund = "{insurance_fund}"', ""]
         for chain in chains:
             deployment = chain.deployment
             feeds = [token.price_feed for token in deployment.tokens]

@@ -34,9 +34,9 @@ from crossclear.node.claims import ClaimChecker, ClaimOutcome, CollateralToken, 
 from crossclear.node.clearing import ClearingState
 from crossclear.node.config import NodeConfig
 from crossclear.node.facts import ChainNames, facts_for_block
-from crossclear.node.liquidations import SignedSeize
+from crossclear.node.liquidations import SignedCloseOut, SignedSeize
 from crossclear.node.metrics import LiveReadings, NodeMetrics
-from crossclear.node.processor import CertificatesFormed, ChainProgress, CreditClaim, Processor, ProcessorConfig, SignRelease, SignSeizes
+from crossclear.node.processor import CertificatesFormed, ChainProgress, CreditClaim, Processor, ProcessorConfig, SignCloseOuts, SignRelease, SignSeizes
 from crossclear.node.withdrawals import WithdrawalRequest
 from crossclear.chains.vault_orders import ReleaseOrder, VaultDomain
 from crossclear.p2p import PeerAddress
@@ -107,7 +107,7 @@ class Node:
         risk = parse_inputs(json.loads(config.risk_file.read_text()), {"accounts": []}, str(config.risk_file))
         heartbeats = {feed.name: feed.heartbeat_seconds for feed in config.feeds.values()}
         decimals = {asset.name: asset.decimals for asset in config.collateral.values()}
-        self.state = ClearingState(risk.params, risk.market, heartbeats, decimals)
+        self.state = ClearingState(risk.params, risk.market, heartbeats, decimals, config.settlement_asset)
         self.store = ClearingStore(database)
         tokens = _collateral_tokens(config)
 
@@ -139,6 +139,9 @@ class Node:
                 private_key=config.private_key,
                 liquidation_recipient=config.liquidation_recipient,
                 price_band=config.price_band,
+                settlement_asset=config.settlement_asset,
+                insurance_fund=config.insurance_fund.lower() if config.insurance_fund else None,
+                close_out_discount_bps=config.close_out_discount_bps,
             ),
             self.store,
             self.state,
@@ -170,7 +173,7 @@ class Node:
             ServerLimits(max_receive_bytes=config.rpc_max_receive_bytes),
             claims=ClaimServicer(self.checker, self.credit, self._claim_lookup, lambda: self.state.height, on_accepted=self._gossip_claim),
             withdrawals=WithdrawalServicer(self.sign_release, config.node_set, config.rpc_peers),
-            liquidations=LiquidationServicer(self.sign_seizes, config.private_key),
+            liquidations=LiquidationServicer(self.sign_seizes, config.private_key, self.sign_close_outs),
         )
         self.processor.snapshot_observers.append(self.api.watch.notify)
         self.processor.root_observers.append(self._retry_early_claims)
@@ -238,6 +241,11 @@ class Node:
     async def sign_seizes(self) -> list[SignedSeize]:
         reply: asyncio.Future[list[SignedSeize]] = asyncio.get_running_loop().create_future()
         await self.processor.queue.put(SignSeizes(reply))
+        return await reply
+
+    async def sign_close_outs(self) -> list[SignedCloseOut]:
+        reply: asyncio.Future[list[SignedCloseOut]] = asyncio.get_running_loop().create_future()
+        await self.processor.queue.put(SignCloseOuts(reply))
         return await reply
 
     def _claim_lookup(self, nullifier: int) -> tuple[ClaimRow, int] | None:

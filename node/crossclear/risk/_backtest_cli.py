@@ -13,7 +13,8 @@ from crossclear.margin._json import _read_json
 from crossclear.risk import books, synthetic
 from crossclear.risk._history import read_history, write_history
 from crossclear.risk._inputs import parse_es_inputs
-from crossclear.risk.backtest import BacktestArrays, BacktestSpec, run_local, select_days
+from crossclear.risk.backtest import BacktestArrays, BacktestSpec, forecast_sigmas, run_local, select_days
+from crossclear.risk.forecast import FORECASTER_NAMES
 from crossclear.risk.data import ARCH_SERIES, load_arch_history
 
 
@@ -26,6 +27,10 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     backtest.add_argument("--to", dest="stop", required=True, metavar="YYYY-MM-DD", help="last day")
     backtest.add_argument("--out", type=Path, required=True, metavar="DIR", help="where report.json and report.html go")
     backtest.add_argument("--model", choices=("grid", "fhs"), help="only this model (default: both)")
+    backtest.add_argument(
+        "--forecasters", default="",
+        help=f"also run FHS with these volatility forecasters, side by side (comma-separated, of {', '.join(FORECASTER_NAMES)})",
+    )
     where = backtest.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, help="start a local Dask cluster of N worker processes")
     where.add_argument("--scheduler", metavar="ADDRESS", help="run on a running Dask scheduler (tcp://host:port)")
@@ -48,16 +53,32 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     standard.set_defaults(handler=run_books)
 
 
-def load_spec(history_path: Path, accounts_path: Path, risk_path: Path, start: str, stop: str, model: str | None) -> BacktestSpec:
-    """Parse the three files and pick the backtest days; UsageError names any problem."""
+def load_spec(
+    history_path: Path, accounts_path: Path, risk_path: Path, start: str, stop: str, model: str | None, forecasters: tuple[str, ...] = ()
+) -> BacktestSpec:
+    """Parse the three files and pick the backtest days; UsageError names any problem.
+
+    `forecasters`: more forecasters to run FHS with, beside params.fhs_forecaster; every
+    forecaster's walk-forward volatility is computed here, once, before the days are split."""
     history = read_history(history_path)
     labels = (str(risk_path), str(accounts_path), str(history_path))
     risk, accounts = _read_json(risk_path), _read_json(accounts_path)
     # parse_es_inputs checks the columns and that L + 1 rows exist at all; the days are
     # checked against the lookback and the horizon below.
-    inputs = parse_es_inputs(risk, accounts, history, labels)
+    inputs = parse_es_inputs(risk, accounts, history, labels, forecast=False)
     first, last = select_days(history, inputs.fhs, start, stop, str(history_path))
-    return BacktestSpec(margin=inputs.margin, fhs=inputs.fhs, history=history, first=first, last=last, models=(model,) if model else ("grid", "fhs"))
+    models = (model,) if model else ("grid", "fhs")
+    unknown = [name for name in forecasters if name not in FORECASTER_NAMES]
+    if unknown:
+        raise UsageError(f"--forecasters: unknown forecaster {unknown[0]!r} (expected: {', '.join(FORECASTER_NAMES)})")
+    extra = tuple(name for name in dict.fromkeys(forecasters) if name != inputs.fhs.fhs_forecaster) if "fhs" in models else ()
+    sigma, fallbacks = ({}, {})
+    if "fhs" in models:
+        sigma, fallbacks = forecast_sigmas(history, inputs.margin, inputs.fhs, first, last, (inputs.fhs.fhs_forecaster, *extra))
+    return BacktestSpec(
+        margin=inputs.margin, fhs=inputs.fhs, history=history, first=first, last=last, models=models,
+        forecasters=extra, sigma=sigma, forecast_fallbacks=fallbacks,
+    )
 
 
 class TerminalProgress:
@@ -82,7 +103,8 @@ class TerminalProgress:
 def run_backtest(args: argparse.Namespace) -> int:
     from crossclear.risk.report import write_report
 
-    spec = load_spec(args.history, args.accounts, args.risk, args.start, args.stop, args.model)
+    forecasters = tuple(name.strip() for name in args.forecasters.split(",") if name.strip())
+    spec = load_spec(args.history, args.accounts, args.risk, args.start, args.stop, args.model, forecasters)
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
     arrays: BacktestArrays

@@ -150,8 +150,9 @@ def closes_for_market(history: History, inputs: MarginInputs, end: int, rows: in
     return closes
 
 
-def parse_es_inputs(risk: Any, accounts: Any, history: History, labels: tuple[str, str, str]) -> EsInputs:
-    """Build v2 inputs from decoded documents and a history (labels name the files in errors)."""
+def parse_es_inputs(risk: Any, accounts: Any, history: History, labels: tuple[str, str, str], forecast: bool = True) -> EsInputs:
+    """Build v2 inputs from decoded documents and a history (labels name the files in errors);
+    `forecast`: fit params.fhs_forecaster on the whole history for today's volatility."""
     risk_label, accounts_label, history_label = labels
     v1_document, raw_v2 = split_risk_document(risk, risk_label)
     margin = parse_inputs(v1_document, accounts, risk_label, accounts_label)
@@ -160,11 +161,11 @@ def parse_es_inputs(risk: Any, accounts: Any, history: History, labels: tuple[st
     require_window(history, history_label, underlyings_in_use(margin), rows)
     end = len(history.dates) - 1
     closes = closes_for_market(history, margin, end, rows)
-    forecast = None
-    if fhs.fhs_forecaster != "ewma":
+    today = None
+    if forecast and fhs.fhs_forecaster != "ewma":
         used = [margin.market.underlying_names.index(name) for name in underlyings_in_use(margin)]
-        forecast = sigma_forecast(closes_for_market(history, margin, end, end + 1), used, fhs.fhs_forecaster, fhs.forecast_settings())
-    return EsInputs(margin=margin, fhs=fhs, closes=closes, dates=history.dates[end - rows + 1 :], forecast=forecast)
+        today = sigma_forecast(closes_for_market(history, margin, end, end + 1), used, fhs.fhs_forecaster, fhs.forecast_settings())
+    return EsInputs(margin=margin, fhs=fhs, closes=closes, dates=history.dates[end - rows + 1 :], forecast=today)
 
 
 def load_es_inputs(risk_path: Path, accounts_path: Path, history_path: Path) -> EsInputs:

@@ -18,8 +18,8 @@ computed, so any split gives the same bits as one process.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from crossclear.risk._inputs import closes_for_market, underlyings_in_use
 from crossclear.risk._kernel_api import RiskKernel, shard_bounds
 from crossclear.risk._model import EsResult, FhsParams, History
 from crossclear.risk.fhs import DAYS_PER_YEAR
+from crossclear.risk.forecast import walk_forward
 
 #: (model, mode) columns of a backtest, in report order.
 GRID_MODES = tuple(("grid", mode.label) for mode in Mode)
@@ -56,6 +57,14 @@ class BacktestSpec:
     """Row of the last backtest day (needs h rows after it)."""
     models: tuple[str, ...]
     """"grid", "fhs" or both."""
+    forecasters: tuple[str, ...] = ()
+    """More forecasters to run FHS with, each as a model "fhs:<name>" beside "fhs" (which uses
+    params.fhs_forecaster)."""
+    sigma: Mapping[str, FloatArray] = field(default_factory=dict)
+    """Forecaster -> today's daily volatility, days x market underlyings, from its walk-forward
+    (`forecast_sigmas`); EWMA needs none (the kernel's filter is its forecast)."""
+    forecast_fallbacks: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Forecaster -> underlying -> days its walk-forward fell back to the EWMA."""
 
     @property
     def days(self) -> int:
@@ -65,7 +74,14 @@ class BacktestSpec:
     @property
     def columns(self) -> tuple[tuple[str, str], ...]:
         """(model, mode) pairs margined."""
-        return (GRID_MODES if "grid" in self.models else ()) + (FHS_MODES if "fhs" in self.models else ())
+        fhs = FHS_MODES + tuple((f"fhs:{name}", "portfolio") for name in self.forecasters) if "fhs" in self.models else ()
+        return (GRID_MODES if "grid" in self.models else ()) + fhs
+
+    def forecaster_of(self, model: str) -> str | None:
+        """The forecaster an FHS model uses (None for the grid)."""
+        if model == "fhs":
+            return self.fhs.fhs_forecaster
+        return model.split(":", 1)[1] if model.startswith("fhs:") else None
 
 
 @dataclass(frozen=True)
@@ -132,7 +148,7 @@ def run_block(spec: BacktestSpec, accounts_range: tuple[int, int], days_range: t
         for column, mode in enumerate(Mode):
             mm[column] = grid.mm[:, mode]
             required[column] = grid.required[:, mode]
-    fhs_column = columns.index(FHS_MODES[0]) if "fhs" in spec.models else -1
+    fhs_columns = [(column, spec.forecaster_of(model)) for column, (model, _) in enumerate(columns) if spec.forecaster_of(model) is not None]
 
     spot = market.underlying_price[instruments.underlying]
     vol = market.underlying_vol[instruments.underlying]
@@ -145,9 +161,11 @@ def run_block(spec: BacktestSpec, accounts_range: tuple[int, int], days_range: t
     result = EsResult.empty(accounts)
     for day in range(days):
         row = spec.first + day_begin + day
-        if fhs_column >= 0:
+        if fhs_columns:
             closes = closes_for_market(spec.history, margin, row, rows)
-            RiskKernel(fhs, margin.params, market, instruments, closes).compute(book, result)
+        for fhs_column, forecaster in fhs_columns:
+            sigma = None if forecaster == "ewma" else spec.sigma[str(forecaster)][day_begin + day]
+            RiskKernel(fhs, margin.params, market, instruments, closes, sigma).compute(book, result)
             mm[fhs_column, day] = result.mm
             required[fhs_column, day] = result.required
         # Realised: each underlying's log move from day t to t + h, on the re-struck book.
@@ -190,3 +208,25 @@ def book_type(account_id: str) -> str:
 def account_days_per_second(accounts: int, days: int, seconds: float) -> float:
     """Throughput figure of the benchmark."""
     return accounts * days / seconds if seconds > 0 else math.inf
+
+
+def forecast_sigmas(
+    history: History, margin: MarginInputs, fhs: FhsParams, first: int, last: int, forecasters: tuple[str, ...]
+) -> tuple[dict[str, FloatArray], dict[str, dict[str, int]]]:
+    """Each forecaster's walk-forward volatility for backtest days first..last (refitted every
+    forecast_refit_days days from the first), days x market underlyings, and its fallbacks."""
+    settings = fhs.forecast_settings()
+    names = market_names = margin.market.underlying_names
+    sigmas: dict[str, FloatArray] = {}
+    fallbacks: dict[str, dict[str, int]] = {}
+    for forecaster in forecasters:
+        if forecaster == "ewma" or forecaster in sigmas:
+            continue
+        sigma = np.zeros((last - first + 1, len(market_names)))
+        fallbacks[forecaster] = {}
+        for name in underlyings_in_use(margin):
+            walk = walk_forward(history.closes[:, history.column(name)], forecaster, first, last, settings)
+            sigma[:, names.index(name)] = np.sqrt(walk.variance / settings.horizon)
+            fallbacks[forecaster][name] = int(walk.fallback.sum())
+        sigmas[forecaster] = sigma
+    return sigmas, fallbacks

@@ -111,11 +111,43 @@ def build_report(spec: BacktestSpec, arrays: BacktestArrays) -> dict[str, Any]:
             "fhs_mpor_days": spec.fhs.fhs_mpor_days,
             "apc_vol_floor": spec.fhs.apc_vol_floor,
             "tail_count": spec.fhs.tail_count,
+            "fhs_forecaster": spec.fhs.fhs_forecaster,
+            "forecast_window_days": spec.fhs.forecast_window_days,
+            "forecast_refit_days": spec.fhs.forecast_refit_days,
         },
         "models": models,
         "procyclicality": procyclicality,
         "efficiency": efficiency,
+        "forecasters": _forecasters(spec, arrays, models, procyclicality),
     }
+
+
+def _forecasters(spec: BacktestSpec, arrays: BacktestArrays, models: dict[str, dict[str, Any]], procyclicality: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """FHS under each forecaster side by side: what predicting volatility buys, or not."""
+    rows: dict[str, Any] = {}
+    totals = {}
+    for column, (model, mode) in enumerate(spec.columns):
+        forecaster = spec.forecaster_of(model)
+        if forecaster is None:
+            continue
+        totals[model] = float(arrays.required[column].sum())
+        figures, pro = models[model][mode], procyclicality[model][mode]
+        rows[model] = {
+            "forecaster": forecaster,
+            "exceptions": figures["exceptions"],
+            "coverage": figures["coverage"],
+            "traffic_light_worst": figures["traffic_light_worst"],
+            "traffic_light_windows": figures["traffic_light_windows"],
+            "average_exception": figures["average_exception"],
+            "largest_1_day_increase": pro["largest_1_day_increase"],
+            "largest_30_day_increase": pro["largest_30_day_increase"],
+            "peak_to_trough": pro["peak_to_trough"],
+            "fallback_days": dict(spec.forecast_fallbacks.get(forecaster, {})),
+        }
+    ewma = next((model for model, row in rows.items() if row["forecaster"] == "ewma"), None)
+    for model, row in rows.items():
+        row["required_relative_to_ewma"] = _round(totals[model] / totals[ewma]) if ewma is not None and totals[ewma] > 0 else None
+    return rows
 
 
 def _png(figure: Any) -> str:
@@ -203,6 +235,28 @@ def _table(report: dict[str, Any]) -> str:
     return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
 
 
+def _forecaster_table(report: dict[str, Any]) -> str:
+    rows = report.get("forecasters", {})
+    if len(rows) < 2:
+        return ""
+    header = "".join(
+        f"<th>{name}</th>"
+        for name in ("model", "forecaster", "exceptions", "coverage", "traffic light", "average exception", "max 1-day rise", "max 30-day rise", "peak/trough", "required / EWMA", "fallback days")
+    )
+    body = "".join(
+        "<tr>" + "".join(
+            f"<td>{html.escape(str(cell))}</td>"
+            for cell in (
+                model, row["forecaster"], row["exceptions"], row["coverage"], row["traffic_light_worst"], row["average_exception"],
+                row["largest_1_day_increase"], row["largest_30_day_increase"], row["peak_to_trough"], row["required_relative_to_ewma"],
+                sum(row["fallback_days"].values()),
+            )
+        ) + "</tr>"
+        for model, row in rows.items()
+    )
+    return f"<h2>FHS by volatility forecaster (portfolio)</h2><table><tr>{header}</tr>{body}</table>"
+
+
 def write_report(spec: BacktestSpec, arrays: BacktestArrays, out: Path) -> dict[str, Any]:
     """Write out/report.json and out/report.html; return the report."""
     out.mkdir(parents=True, exist_ok=True)
@@ -228,6 +282,7 @@ underlyings {html.escape(', '.join(report['underlyings']))}; confidence {report[
 horizon {report['params']['fhs_mpor_days']} days, lookback {report['params']['fhs_lookback_days']} days.
 An exception is a day whose realised loss over the horizon exceeds the maintenance margin.</p>
 <h2>Coverage and procyclicality</h2>{_table(report)}
+{_forecaster_table(report)}
 <h2>Capital efficiency (required collateral relative to isolated)</h2>
 <table><tr><th>book</th>{efficiency_header}</tr>{efficiency}</table>
 <h2>Plots</h2>{images}

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63rossclear/v1/liquidation.proto\x12\rcrossclear.v1\"\x18\n\x16ListSeizeOrdersRequest\"\xf8\x01\n\x10SignedSeizeOrder\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05vault\x18\x02 \x01(\t\x12\x10\n\x08seize_id\x18\x03 \x01(\x0c\x12\x0f\n\x07\x61\x63\x63ount\x18\x04 \x01(\t\x12\r\n\x05token\x18\x05 \x01(\t\x12\x0e\n\x06\x61mount\x18\x06 \x01(\t\x12\x11\n\trecipient\x18\x07 \x01(\t\x12\x0e\n\x06signer\x18\x08 \x01(\t\x12\x11\n\tsignature\x18\t \x01(\x0c\x12\x0e\n\x06\x65quity\x18\n \x01(\x01\x12\x13\n\x0bmaintenance\x18\x0b \x01(\x01\x12\x14\n\x0cstate_height\x18\x0c \x01(\x04\x12\x10\n\x08\x64\x65\x61\x64line\x18\r \x01(\x04\"J\n\x17ListSeizeOrdersResponse\x12/\n\x06orders\x18\x01 \x03(\x0b\x32\x1f.crossclear.v1.SignedSeizeOrder2v\n\x12LiquidationService\x12`\n\x0fListSeizeOrders\x12%.crossclear.v1.ListSeizeOrdersRequest\x1a&.crossclear.v1.ListSeizeOrdersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63rossclear/v1/liquidation.proto\x12\rcrossclear.v1\"\x18\n\x16ListSeizeOrdersRequest\"\xf8\x01\n\x10SignedSeizeOrder\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\r\n\x05vault\x18\x02 \x01(\t\x12\x10\n\x08seize_id\x18\x03 \x01(\x0c\x12\x0f\n\x07\x61\x63\x63ount\x18\x04 \x01(\t\x12\r\n\x05token\x18\x05 \x01(\t\x12\x0e\n\x06\x61mount\x18\x06 \x01(\t\x12\x11\n\trecipient\x18\x07 \x01(\t\x12\x0e\n\x06signer\x18\x08 \x01(\t\x12\x11\n\tsignature\x18\t \x01(\x0c\x12\x0e\n\x06\x65quity\x18\n \x01(\x01\x12\x13\n\x0bmaintenance\x18\x0b \x01(\x01\x12\x14\n\x0cstate_height\x18\x0c \x01(\x04\x12\x10\n\x08\x64\x65\x61\x64line\x18\r \x01(\x04\"J\n\x17ListSeizeOrdersResponse\x12/\n\x06orders\x18\x01 \x03(\x0b\x32\x1f.crossclear.v1.SignedSeizeOrder\"\x16\n\x14ListCloseOutsRequest\"\xe9\x02\n\x0eSignedCloseOut\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0e\n\x06market\x18\x02 \x01(\t\x12\x14\n\x0c\x63lose_out_id\x18\x03 \x01(\x0c\x12\x0f\n\x07\x61\x63\x63ount\x18\x04 \x01(\t\x12\x12\n\nunderlying\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\r\x12\x0e\n\x06strike\x18\x07 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x08 \x01(\x04\x12\x0f\n\x07is_call\x18\t \x01(\x08\x12\x14\n\x0c\x61\x63\x63ount_size\x18\n \x01(\t\x12\x0c\n\x04mark\x18\x0b \x01(\t\x12\x18\n\x10max_discount_bps\x18\x0c \x01(\r\x12\r\n\x05start\x18\r \x01(\x04\x12\x10\n\x08\x64\x65\x61\x64line\x18\x0e \x01(\x04\x12\x0e\n\x06signer\x18\x0f \x01(\t\x12\x11\n\tsignature\x18\x10 \x01(\x0c\x12\x0e\n\x06\x65quity\x18\x11 \x01(\x01\x12\x13\n\x0bmaintenance\x18\x12 \x01(\x01\x12\x14\n\x0cstate_height\x18\x13 \x01(\x04\"F\n\x15ListCloseOutsResponse\x12-\n\x06orders\x18\x01 \x03(\x0b\x32\x1d.crossclear.v1.SignedCloseOut2\xd2\x01\n\x12LiquidationService\x12`\n\x0fListSeizeOrders\x12%.crossclear.v1.ListSeizeOrdersRequest\x1a&.crossclear.v1.ListSeizeOrdersResponse\x12Z\n\rListCloseOuts\x12#.crossclear.v1.ListCloseOutsRequest\x1a$.crossclear.v1.ListCloseOutsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNEDSEIZEORDER']._serialized_end=325
   _globals['_LISTSEIZEORDERSRESPONSE']._serialized_start=327
   _globals['_LISTSEIZEORDERSRESPONSE']._serialized_end=401
-  _globals['_LIQUIDATIONSERVICE']._serialized_start=403
-  _globals['_LIQUIDATIONSERVICE']._serialized_end=521
+  _globals['_LISTCLOSEOUTSREQUEST']._serialized_start=403
+  _globals['_LISTCLOSEOUTSREQUEST']._serialized_end=425
+  _globals['_SIGNEDCLOSEOUT']._serialized_start=428
+  _globals['_SIGNEDCLOSEOUT']._serialized_end=789
+  _globals['_LISTCLOSEOUTSRESPONSE']._serialized_start=791
+  _globals['_LISTCLOSEOUTSRESPONSE']._serialized_end=861
+  _globals['_LIQUIDATIONSERVICE']._serialized_start=864
+  _globals['_LIQUIDATIONSERVICE']._serialized_end=1074
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,11 @@ class LiquidationServiceStub:
                 request_serializer=crossclear_dot_v1_dot_liquidation__pb2.ListSeizeOrdersRequest.SerializeToString,
                 response_deserializer=crossclear_dot_v1_dot_liquidation__pb2.ListSeizeOrdersResponse.FromString,
                 _registered_method=True)
+        self.ListCloseOuts = channel.unary_unary(
+                '/crossclear.v1.LiquidationService/ListCloseOuts',
+                request_serializer=crossclear_dot_v1_dot_liquidation__pb2.ListCloseOutsRequest.SerializeToString,
+                response_deserializer=crossclear_dot_v1_dot_liquidation__pb2.ListCloseOutsResponse.FromString,
+                _registered_method=True)
 
 
 class LiquidationServiceServicer:
@@ -51,6 +56,13 @@ class LiquidationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCloseOuts(self, request, context):
+        """Close-out orders this node signs now: a backstop takes the position by Dutch auction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LiquidationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -58,6 +70,11 @@ def add_LiquidationServiceServicer_to_server(servicer, server):
                     servicer.ListSeizeOrders,
                     request_deserializer=crossclear_dot_v1_dot_liquidation__pb2.ListSeizeOrdersRequest.FromString,
                     response_serializer=crossclear_dot_v1_dot_liquidation__pb2.ListSeizeOrdersResponse.SerializeToString,
+            ),
+            'ListCloseOuts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCloseOuts,
+                    request_deserializer=crossclear_dot_v1_dot_liquidation__pb2.ListCloseOutsRequest.FromString,
+                    response_serializer=crossclear_dot_v1_dot_liquidation__pb2.ListCloseOutsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +104,33 @@ class LiquidationService:
             '/crossclear.v1.LiquidationService/ListSeizeOrders',
             crossclear_dot_v1_dot_liquidation__pb2.ListSeizeOrdersRequest.SerializeToString,
             crossclear_dot_v1_dot_liquidation__pb2.ListSeizeOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCloseOuts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crossclear.v1.LiquidationService/ListCloseOuts',
+            crossclear_dot_v1_dot_liquidation__pb2.ListCloseOutsRequest.SerializeToString,
+            crossclear_dot_v1_dot_liquidation__pb2.ListCloseOutsResponse.FromString,
             options,
             channel_credentials,
             insecure,
