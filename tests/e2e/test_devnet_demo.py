@@ -52,7 +52,11 @@ def test_demo_completes_with_one_node_down(tmp_path: Path) -> None:
         os.kill(manifest["nodes"][3]["pid"], signal.SIGKILL)
         demo = subprocess.run([*command, "demo"], capture_output=True, text=True, env=environment, timeout=400)
         assert demo.returncode == 0, demo.stdout + demo.stderr
-        for line in ("3 of 4 nodes up (quorum 3)", "credited on 3 nodes", "capital efficiency", "paid the seize", "vault paid 1,000.00 USDC", "demo complete"):
+        for line in (
+            "3 of 4 nodes up (quorum 3)", "credited on 3 nodes", "every long has a short", "capital efficiency", "he defaults",
+            "the liquidator took them by auction", "the waterfall covered what Bob still owed", "paid 3,000.00 USDC to Carol",
+            "vault paid 1,000.00 USDC to Alice", "demo complete",
+        ):
             assert line in demo.stdout, f"{line!r} missing from the demo:\n{demo.stdout}"
 
         gone = subprocess.run([*command, "margin", "get", "0x" + "12" * 20, "--node", manifest["nodes"][3]["rpc"]], capture_output=True, text=True, env=environment, timeout=60)

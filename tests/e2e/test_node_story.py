@@ -18,6 +18,7 @@ from crossclear.chains.artifacts import load_artifact
 from crossclear.devnet.accounts import funded_accounts, node_keys
 from crossclear.devnet.anvil import Anvil
 from crossclear.devnet.deploy import connect, deploy_devnet, transact
+from crossclear.devnet.trading import trade_perpetual
 from crossclear.node.config import load_config
 from crossclear.node.liquidator import Liquidator
 from crossclear.node.topology import DeployedChain, allocate_ports, write_node_configs
@@ -51,8 +52,8 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float
 def test_deposit_claim_position_and_release(tmp_path: Path) -> None:
     with Anvil(chain_id=CHAIN_ID) as chain:
         keys = node_keys(4)
-        depositor, liquidator = funded_accounts(2)
-        deployment = deploy_devnet(chain.rpc_url, [k.address for k in keys], [depositor.address, liquidator.address])
+        depositor, liquidator, counterparty = funded_accounts(3)
+        deployment = deploy_devnet(chain.rpc_url, [k.address for k in keys], [depositor.address, liquidator.address, counterparty.address])
         weth = next(t for t in deployment.tokens if t.symbol == "WETH")
         web3 = connect(chain.rpc_url)
         paths = write_node_configs(tmp_path, [DeployedChain("devnet-a", CHAIN_ID, chain.rpc_url, deployment)], keys, EXAMPLES / "risk.json", DOMAIN, allocate_ports(4), liquidation_recipient=liquidator.address)
@@ -105,8 +106,9 @@ def test_deposit_claim_position_and_release(tmp_path: Path) -> None:
                 replay = await claim_pb2_grpc.ClaimServiceStub(channels[3]).SubmitClaim(request, timeout=30)
                 assert replay.status == claim_pb2.CLAIM_STATUS_NULLIFIER_USED
 
-                # 3. A long 3 ETH perpetual on the market is certified into every node's margin.
-                await asyncio.to_thread(transact, web3, "Market", deployment.market, "openPerpetual", weth.address, 3 * 10**18, 3000 * 10**18, sender=depositor.address)
+                # 3. The depositor buys 3 ETH perpetuals from a counterparty (a signed order, filled):
+                #    certified into every node's margin, and open interest nets to zero.
+                await asyncio.to_thread(trade_perpetual, web3, deployment.market, weth.address, depositor.private_key, depositor.address, counterparty.address, 3 * 10**18, 3000 * 10**18, 1)
                 await mine(3)
 
                 async def position_everywhere() -> bool:
@@ -133,8 +135,9 @@ def test_deposit_claim_position_and_release(tmp_path: Path) -> None:
                 await asyncio.to_thread(transact, web3, "CollateralVault", deployment.vault, "release", bytes(release.release_id), release.account, release.token, int(release.amount), release.recipient, release.deadline, list(release.signatures), sender=depositor.address)
                 assert await asyncio.to_thread(token.functions.balanceOf(depositor.address).call) == before + 2 * 10**17
 
-                # 5. ETH halves: long ETH against WETH collateral is under water on every node;
-                #    the nodes sign seizes, the liquidator submits one with a quorum, the vault pays.
+                # 5. ETH halves: variation margin moves the loss to the counterparty; the depositor's
+                #    loss is more than its collateral, so the nodes sign close-outs and the liquidator
+                #    takes them by auction until the account is flat; the waterfall handles the rest.
                 await asyncio.to_thread(transact, web3, "PriceFeed", weth.price_feed, "setAnswer", 1500 * 10**8)
                 await mine(3)
 
@@ -146,25 +149,23 @@ def test_deposit_claim_position_and_release(tmp_path: Path) -> None:
                     return True
 
                 await eventually(liquidatable_everywhere, 60, "the account liquidatable on every node")
-                seizer = Liquidator([f"127.0.0.1:{port}" for port in ports], [k.address for k in keys], {CHAIN_ID: chain.rpc_url}, liquidator.private_key)
-                seized = await seizer.run_once()
-                assert len(seized) == 1 and len(seized[0].signers) == 4
-                assert await asyncio.to_thread(token.functions.balanceOf(liquidator.address).call) == 1_000 * 10**18 + 13 * 10**17
-                await mine(3)
+                backstop = Liquidator([f"127.0.0.1:{port}" for port in ports], [k.address for k in keys], {CHAIN_ID: chain.rpc_url}, liquidator.private_key)
 
-                async def collateral_gone_everywhere() -> bool:
-                    for channel in channels:
-                        margin = await margin_pb2_grpc.MarginServiceStub(channel).GetMargin(margin_pb2.GetMarginRequest(account=account), timeout=5)
-                        if margin.collateral:
-                            return False
-                    return True
+                async def flat_everywhere() -> bool:
+                    await backstop.close_out_once()
+                    await mine(1)
+                    return all(not any(account in sizes for sizes in n.processor.open_interest().values()) for n in nodes)
 
-                await eventually(collateral_gone_everywhere, 60, "the seized collateral gone from margin on every node")
-                await eventually(lambda: all(not n.processor.ledger.reservations for n in nodes), 60, "the seize certified and paid out on every node")
-                assert await seizer.run_once() == []
-                for node in nodes:  # every payout certified, nothing pending, and the books balance
+                try:
+                    await eventually(flat_everywhere, 120, "the account closed out on every node")
+                except AssertionError:
+                    raise AssertionError(f"liquidator errors {dict(backstop.errors)}, skipped {dict(backstop.skipped)}, close-outs {[await n.sign_close_outs() for n in nodes][:1]}") from None
+                await eventually(lambda: all(n.processor.defaults and n.processor.defaults[-1][0] == account for n in nodes), 60, "the default handled on every node")
+                assert backstop.submitted >= 1
+                for node in nodes:  # the books balance, and every long still has a short
                     assert node.processor.ledger.conservation_failures() == [] and not node.processor.halted
-                    assert not node.processor.ledger.pending_payouts and not node.processor.ledger.reservations
+                    assert all(sum(sizes.values()) == 0 for sizes in node.processor.open_interest().values())
+                assert len({tuple(sorted(n.processor.ledger.settlement.items())) for n in nodes}) == 1  # identical on every node
                 for channel in channels:
                     await channel.close()
             finally:

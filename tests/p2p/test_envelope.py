@@ -3,7 +3,7 @@
 import pytest
 
 from crossclear.attest._keys import NodeKey, recover_signer
-from crossclear.p2p import Dropped, EnvelopeGuard, GossipSettings, seal
+from crossclear.p2p import Admitted, Dropped, EnvelopeGuard, GossipSettings, seal
 from crossclear.v1 import attestation_pb2
 
 KEYS = [NodeKey(bytes([index + 1]) * 32) for index in range(5)]
@@ -70,3 +70,48 @@ def test_replay_memory_forgets_what_is_stale_anyway() -> None:
     clock[0] += 120_001
     guard.open(TOPIC, seal(KEYS[1].sign_digest, TOPIC, b"b", clock[0], 1000))
     assert len(guard._seen) == 1
+
+
+def test_a_publishers_budgets_are_charged_before_anything_is_decoded_or_recovered() -> None:
+    recovered: list[bytes] = []
+
+    def counting_recover(digest: bytes, signature: bytes) -> bytes:
+        recovered.append(digest)
+        return recover_signer(digest, signature)
+
+    guard = EnvelopeGuard(
+        MEMBERS,
+        counting_recover,
+        GossipSettings(signer_bytes_burst=3000, signer_bytes_per_second=1.0, signer_recovery_burst=10, signer_recoveries_per_second=1.0),
+        clock_ms=lambda: NOW,
+    )
+    origin = KEYS[1].address
+    # An outsider's publish costs a dict lookup.
+    with pytest.raises(Dropped, match="not_member"):
+        guard.open(TOPIC, b"\xff" * 100, origin=KEYS[4].address)
+    # Bytes: the bucket holds 3000, so the second 2000-byte message is refused undecoded.
+    guard.open(TOPIC, seal(KEYS[1].sign_digest, TOPIC, b"x" * 1900, NOW, 1), origin=origin)
+    with pytest.raises(Dropped, match="byte_budget"):
+        guard.open(TOPIC, b"\xff" * 2000, origin=origin)
+    # Recoveries: the admission step says what checking a body costs; 1 + 12 does not fit in 10.
+    before = len(recovered)
+    with pytest.raises(Dropped, match="recovery_budget"):
+        guard.open(TOPIC, seal(KEYS[2].sign_digest, TOPIC, b"y", NOW, 2), origin=KEYS[2].address, admit=lambda body: Admitted(body, 12))
+    assert len(recovered) == before
+    opened = guard.open(TOPIC, seal(KEYS[2].sign_digest, TOPIC, b"y", NOW, 3), origin=KEYS[2].address, admit=lambda body: Admitted(body.upper(), 3))
+    assert opened.admitted == b"Y"
+    # A member's envelope relayed under another member's publish is not that member's to send.
+    with pytest.raises(Dropped, match="wrong_origin"):
+        guard.open(TOPIC, seal(KEYS[3].sign_digest, TOPIC, b"z", NOW, 4), origin=KEYS[2].address)
+    assert set(guard.drop_cost_snapshot()) == {"not_member", "byte_budget", "recovery_budget", "wrong_origin"}
+
+
+def test_a_signer_with_its_queue_share_waiting_is_dropped() -> None:
+    guard = _guard(signer_queue_share=2)
+    for _ in range(2):
+        guard.enter_queue(KEYS[1].address)
+    with pytest.raises(Dropped, match="queue_share"):
+        guard.open(TOPIC, seal(KEYS[1].sign_digest, TOPIC, b"b", NOW, 1), origin=KEYS[1].address)
+    guard.open(TOPIC, seal(KEYS[2].sign_digest, TOPIC, b"b", NOW, 1), origin=KEYS[2].address)  # others unaffected
+    guard.leave_queue(KEYS[1].address)
+    guard.open(TOPIC, seal(KEYS[1].sign_digest, TOPIC, b"b", NOW, 2), origin=KEYS[1].address)

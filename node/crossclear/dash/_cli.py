@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -94,11 +95,15 @@ def run(args: argparse.Namespace) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"crossclear dash: serving http://{host}:{port}/ ({origin}); Ctrl-C stops it", flush=True)
     server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2))  # type: ignore[arg-type]
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler
+    # it found: a quiet one makes `devnet down` (SIGTERM) an ordinary exit with status 0.
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: None)
     try:
         server.run(sockets=[listener])
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         listener.close()
     print("crossclear dash: stopped", file=sys.stderr, flush=True)
     return 0

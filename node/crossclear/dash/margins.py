@@ -152,6 +152,7 @@ async def account_updates(node_set: NodeSet, watcher: NodeWatcher, address: str,
     except ValueError as error:
         yield {"error": "bad_input", "message": str(error)}
         return
+    asked = preferred
     while True:
         node = pick_node(node_set, watcher, preferred)
         if node is None:
@@ -159,10 +160,13 @@ async def account_updates(node_set: NodeSet, watcher: NodeWatcher, address: str,
             await asyncio.sleep(1.0)
             continue
         stub = margin_pb2_grpc.MarginServiceStub(node_set.channel(node))
+        note = None
+        if asked and asked != node.name:
+            note = f"{asked} is down or unknown; reading {node.name} instead"
         try:
             try:
                 first = await stub.GetMargin(margin_pb2.GetMarginRequest(account=account), timeout=5.0)
-                yield {"node": node.name, "margin": views.finite(views.margin(first))}
+                yield {"node": node.name, "margin": views.finite(views.margin(first)), "note": note}
             except grpc.aio.AioRpcError as error:
                 if error.code() == grpc.StatusCode.NOT_FOUND:
                     yield {
@@ -185,7 +189,7 @@ async def account_updates(node_set: NodeSet, watcher: NodeWatcher, address: str,
                     getter = asyncio.create_task(queue.get())
                     await asyncio.wait({getter, streaming}, return_when=asyncio.FIRST_COMPLETED)
                     if getter.done():
-                        yield {"node": node.name, "margin": views.finite(views.margin(getter.result()))}
+                        yield {"node": node.name, "margin": views.finite(views.margin(getter.result())), "note": note}
                         continue
                     getter.cancel()
                     streaming.result()  # raises what ended the stream

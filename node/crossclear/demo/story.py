@@ -1,13 +1,18 @@
 """The whole crossclear story, played against a running devnet (`crossclear devnet up`).
 
-1. Alice deposits USDC on one chain and WETH on another; Bob deposits USDC.
+1. Alice deposits USDC on one chain and WETH on another; Bob deposits USDC on the first chain,
+   Carol (a market maker) USDC on the second; the insurance fund and the backstop liquidator
+   post USDC too.
 2. They prove their deposits with Groth16 and submit the claims to one node; the node set
    certifies the vault roots, checks the proofs and credits the collateral on every node.
-3. Alice opens a hedged ETH book across two chains; Bob opens an unhedged long.
+3. Two-sided trades: Alice buys ETH perpetuals from Carol on one chain and sells them to her on
+   the other (a hedge across chains); Bob buys from Carol. Every long has a short.
 4. Alice's margin under the four modes, side by side: what portfolio margin saves.
-5. ETH falls 25%: Bob's equity drops below maintenance, the nodes sign a seize, the devnet's
-   liquidator submits it with a quorum and the vault pays; Alice's hedged book is untouched.
-6. Alice withdraws part of her USDC: a quorum of nodes signs the release and the vault pays.
+5. ETH falls 30%: variation margin moves Bob's loss to Carol; Bob's loss is more than he
+   posted, so the node set closes his position out (the liquidator takes it by auction) and
+   the waterfall covers what he still owes from the insurance fund. Alice's hedge is untouched.
+6. Carol withdraws her gains on the other chain, out of what Bob posted there.
+7. Alice withdraws part of her USDC.
 
 Every wait is bounded; a node that is down is reported and the story goes on without it as
 long as a quorum is up.
@@ -30,6 +35,7 @@ from web3.logs import DISCARD
 from crossclear._errors import UsageError
 from crossclear.chains.artifacts import load_artifact
 from crossclear.devnet.deploy import connect, transact
+from crossclear.devnet.trading import trade_perpetual
 from crossclear.rpc.client import MODES, format_margin, get_margin, node_status, request_release, submit_claim
 from crossclear.v1 import claim_pb2, margin_pb2
 from crossclear.zk import IncrementalMerkleTree, secret_hash
@@ -88,15 +94,21 @@ class Story:
         self.nodes: list[dict[str, Any]] = manifest["nodes"]
         self.threshold = int(manifest["node_set"]["threshold"])
         # Fresh accounts every run, so the story reads the same however often it is played.
-        alice, bob = Account.create(), Account.create()
+        alice, bob, carol = Account.create(), Account.create(), Account.create()
         self.alice = (str(alice.address), bytes(alice.key))
         self.bob = (str(bob.address), bytes(bob.key))
+        self.carol = (str(carol.address), bytes(carol.key))
+        self.fund_owner = (Web3.to_checksum_address(manifest["insurance_fund"]), b"") if manifest.get("insurance_fund") else None
+        liquidator = manifest.get("liquidator") or {}
+        self.backstop = (Web3.to_checksum_address(liquidator["recipient"]), b"") if liquidator.get("recipient") else None
         self.live: list[str] = []
+        self.nonce = 0
 
     def fund(self) -> None:
         """Gas and tokens for Alice and Bob on every chain (anvil cheat codes and open mints)."""
+        owners = [self.alice, self.bob, self.carol] + [owner for owner in (self.fund_owner, self.backstop) if owner is not None]
         for chain in self.chains:
-            for address, _ in (self.alice, self.bob):
+            for address, _ in owners:
                 chain.web3.provider.make_request("anvil_setBalance", [address, hex(10 * 10**18)])  # type: ignore[arg-type]
                 chain.web3.provider.make_request("anvil_impersonateAccount", [address])  # type: ignore[arg-type]
                 for symbol, whole in (("USDC", 100_000), ("WETH", 100)):
@@ -196,36 +208,55 @@ class Story:
 
     # --- the story -----------------------------------------------------------------------------
 
+    async def trade(self, chain: Chain, maker: tuple[str, bytes], taker: tuple[str, bytes], size: float, price: int) -> None:
+        """`maker` signs an order for `size` ETH perpetuals at `price`; `taker` fills it."""
+        self.nonce += 1
+        await asyncio.to_thread(
+            trade_perpetual, chain.web3, chain.contracts["market"], chain.token("WETH")["address"], maker[1], maker[0], taker[0],
+            int(size * 10**18), price * 10**18, self.nonce,
+        )
+
     async def play(self) -> None:
         say = self.say
         chain_a, chain_b = self.chains[0], self.chains[1]
-        alice, bob = self.alice[0], self.bob[0]
+        alice, bob, carol = self.alice[0], self.bob[0], self.carol[0]
+        if self.fund_owner is None or self.backstop is None:
+            raise UsageError("demo: the devnet names no insurance fund or liquidator; restart it with `crossclear devnet up`")
         say(f"crossclear demo: {len(self.nodes)} nodes, {len(self.chains)} chains, clearinghouse domain {self.domain}")
-        say("[1/6] the node set")
+        say("[1/7] the node set")
         await self.find_live_nodes()
         await self.set_eth_price(3000, "ETH starts at 3,000")
 
-        say("[2/6] deposits on two chains")
+        say("[2/7] deposits on two chains")
         await asyncio.to_thread(self.fund)
-        say(f"      Alice is {alice}, Bob is {bob} (fresh devnet accounts, funded on every chain)")
-        alice_usdc = await self.deposit(chain_a, self.alice, "USDC", 10_000)
-        alice_weth = await self.deposit(chain_b, self.alice, "WETH", 2)
-        bob_usdc = await self.deposit(chain_a, self.bob, "USDC", 3_000)
+        say(f"      Alice is {alice}, Bob is {bob}, Carol (a market maker) is {carol}: fresh accounts, funded on every chain")
+        deposits = [
+            (chain_a, await self.deposit(chain_a, self.alice, "USDC", 10_000), "USDC"),
+            (chain_b, await self.deposit(chain_b, self.alice, "WETH", 2), "WETH"),
+            (chain_a, await self.deposit(chain_a, self.bob, "USDC", 3_000), "USDC"),
+            (chain_b, await self.deposit(chain_b, self.carol, "USDC", 60_000), "USDC"),
+            (chain_a, await self.deposit(chain_a, self.fund_owner, "USDC", 5_000), "USDC"),
+            (chain_a, await self.deposit(chain_a, self.backstop, "USDC", 20_000), "USDC"),
+        ]
 
-        say("[3/6] claims: Groth16 proofs against certified roots, credited on every node")
-        claimed = [await self.claim(chain_a, alice_usdc, "USDC"), await self.claim(chain_b, alice_weth, "WETH"), await self.claim(chain_a, bob_usdc, "USDC")]
+        say("[3/7] claims: Groth16 proofs against certified roots, credited on every node")
+        for chain, deposit, symbol in deposits:
+            await self.claim(chain, deposit, symbol)
         waited = await self.wait_all(alice, lambda m: len(m.collateral) == 2, "Alice's collateral on every node")
         await self.wait_all(bob, lambda m: len(m.collateral) == 1, "Bob's collateral on every node")
-        say(f"      Alice's USDC (chain {chain_a.chain_id}) and WETH (chain {chain_b.chain_id}) credited on {len(self.live)} nodes ({waited:.1f} s)")
+        await self.wait_all(carol, lambda m: len(m.collateral) == 1, "Carol's collateral on every node")
+        say(f"      Alice's USDC (chain {chain_a.chain_id}) and WETH (chain {chain_b.chain_id}) credited on {len(self.live)} nodes ({waited:.1f} s); the insurance fund holds 5,000 USDC")
 
-        say("[4/6] a hedged ETH book across chains, and an unhedged one")
-        weth_a, weth_b = chain_a.token("WETH")["address"], chain_b.token("WETH")["address"]
-        await self.transact(chain_a, "Market", chain_a.contracts["market"], "openPerpetual", weth_a, 5 * 10**18, 3000 * 10**18, sender=alice)
-        await self.transact(chain_b, "Market", chain_b.contracts["market"], "openPerpetual", weth_b, -5 * 10**18, 3000 * 10**18, sender=alice)
-        await self.transact(chain_a, "Market", chain_a.contracts["market"], "openPerpetual", weth_a, 4 * 10**18, 3000 * 10**18, sender=bob)
-        say(f"      Alice: long 5 ETH perp on {chain_a.network}, short 5 ETH perp on {chain_b.network}; Bob: long 4 ETH perp on {chain_a.network}")
+        say("[4/7] two-sided trades: a hedge across chains, and an unhedged long")
+        await self.trade(chain_a, self.alice, self.carol, 5, 3000)
+        await self.trade(chain_b, self.alice, self.carol, -5, 3000)
+        await self.trade(chain_a, self.bob, self.carol, 4, 3000)
+        say(f"      Alice bought 5 ETH perps from Carol on {chain_a.network} and sold her 5 on {chain_b.network}; Bob bought 4 from Carol on {chain_a.network}")
         await self.wait_all(alice, lambda m: len(m.positions) == 2, "Alice's positions on every node")
         await self.wait_all(bob, lambda m: len(m.positions) == 1, "Bob's position on every node")
+        carol_margin = (await self.margins(carol))[0]
+        net = sum(p.qty for p in carol_margin.positions)
+        say(f"      every long has a short: Carol holds {', '.join(f'{p.qty:+g} on chain {p.chain_id}' for p in carol_margin.positions)} (net {net:+g} = -(Alice + Bob))")
         margin = (await self.margins(alice))[0]
         say("      Alice's margin, computed by every node from certified state:")
         for line in format_margin(margin).splitlines():
@@ -235,32 +266,43 @@ class Story:
         say(f"      capital efficiency: isolated margin requires {isolated:,.2f}, portfolio margin {portfolio:,.2f} ({gain:.1f}x less collateral)")
         say("      " + "  ".join(f"{mode} {getattr(margin, mode).required:,.2f}" for mode in MODES))
 
-        say("[5/6] ETH falls 25%: Bob is liquidated by a quorum, Alice is not")
-        await self.set_eth_price(2250, "ETH at 2,250")
+        say("[5/7] ETH falls 30%: variation margin, a default, the close-out and the waterfall")
+        await self.set_eth_price(2100, "ETH at 2,100")
         bob_margin = (await self.margins(bob))[0]
-        say(f"      Bob: equity {bob_margin.equity:,.2f} < maintenance {bob_margin.portfolio.mm:,.2f}: liquidatable on every node")
-        waited = await self.wait_all(bob, lambda m: not m.collateral, "the liquidator's seize to be certified")
-        vault = chain_a.web3.eth.contract(address=Web3.to_checksum_address(chain_a.contracts["vault"]), abi=list(load_artifact("CollateralVault").abi))
-        seizes = await asyncio.to_thread(vault.events.Seized.get_logs, from_block=chain_a.contracts["deploy_block"])
-        mine = [log for log in seizes if log["args"]["account"].lower() == bob.lower()]
-        if mine:
-            log = mine[-1]
-            say(f"      vault on {chain_a.network} paid the seize of {log['args']['amount'] / 10**6:,.2f} USDC in transaction {log['transactionHash'].to_0x_hex()} ({waited:.1f} s)")
+        say(f"      Bob lost 3,600 on 3,000 posted: equity {bob_margin.equity:,.2f} < maintenance {bob_margin.portfolio.mm:,.2f}: he defaults")
+        waited = await self.wait_all(bob, lambda m: not m.positions, "Bob's position to be closed out on every node")
+        say(f"      the node set signed close-outs (a quarter, a half, then the rest); the liquidator took them by auction ({waited:.1f} s)")
+        waited = await self.wait_all(bob, lambda m: not any(h.chain_id == 0 and int(h.amount_units or 0) < 0 for h in m.collateral), "Bob's debt to be covered")
+        say(f"      the waterfall covered what Bob still owed from the insurance fund ({waited:.1f} s): nobody else pays")
         alice_margin = (await self.margins(alice))[0]
         say(f"      Alice after the fall: equity {alice_margin.equity:,.2f}, health {alice_margin.health:.2f}, liquidatable {alice_margin.liquidatable}")
+        carol_margin = (await self.margins(carol))[0]
+        gains = sum(int(h.amount_units) for h in carol_margin.collateral if h.chain_id == 0)
+        say(f"      Carol's settlement balance: {gains / 10**6:,.2f} USDC of variation margin owed to her")
 
-        say("[6/6] Alice withdraws 1,000 USDC: released by a quorum, paid by the vault")
-        usdc_claim = claimed[0]
+        say(f"[6/7] Carol withdraws 3,000 USDC of her gains on {chain_a.network}, where Bob's USDC was")
         release = await request_release(
-            self.live[0], self.alice[1], usdc_claim.chain.chain_id, usdc_claim.chain.token("USDC")["address"], 1_000 * 10**6, alice, secrets.token_bytes(32), self.domain
+            self.live[0], self.carol[1], chain_a.chain_id, chain_a.token("USDC")["address"], 3_000 * 10**6, carol, secrets.token_bytes(32), self.domain
+        )
+        paid = await self.release(chain_a, release, carol)
+        say(f"      {len(release.signatures)} node signatures; vault on {chain_a.network} paid {paid / 10**6:,.2f} USDC to Carol, whose own collateral is on {chain_b.network}")
+
+        say("[7/7] Alice withdraws 1,000 USDC: released by a quorum, paid by the vault")
+        release = await request_release(
+            self.live[0], self.alice[1], chain_a.chain_id, chain_a.token("USDC")["address"], 1_000 * 10**6, alice, secrets.token_bytes(32), self.domain
         )
         say(f"      {len(release.signatures)} node signatures (quorum {release.threshold}): {', '.join(s[:10] + '…' for s in release.signers)}")
-        token = chain_a.web3.eth.contract(address=Web3.to_checksum_address(release.token), abi=list(load_artifact("MockERC20").abi))
-        before = await asyncio.to_thread(token.functions.balanceOf(alice).call)
-        receipt = await self.transact(chain_a, "CollateralVault", release.vault, "release", bytes(release.release_id), release.account, release.token, int(release.amount), release.recipient, release.deadline, list(release.signatures), sender=alice)
-        after = await asyncio.to_thread(token.functions.balanceOf(alice).call)
-        say(f"      vault paid {(after - before) / 10**6:,.2f} USDC to Alice in transaction {receipt['transactionHash'].to_0x_hex()}")
+        paid = await self.release(chain_a, release, alice)
+        say(f"      vault paid {paid / 10**6:,.2f} USDC to Alice")
         say("demo complete")
+
+    async def release(self, chain: Chain, release: Any, owner: str) -> int:
+        """Submit a quorum release to the vault; returns what the owner received."""
+        token = chain.web3.eth.contract(address=Web3.to_checksum_address(release.token), abi=list(load_artifact("MockERC20").abi))
+        before = await asyncio.to_thread(token.functions.balanceOf(owner).call)
+        await self.transact(chain, "CollateralVault", release.vault, "release", bytes(release.release_id), release.account, release.token, int(release.amount), release.recipient, release.deadline, list(release.signatures), sender=owner)
+        after = await asyncio.to_thread(token.functions.balanceOf(owner).call)
+        return int(after - before)
 
 
 async def play(manifest: dict[str, Any], say: Say = print) -> None:

@@ -49,8 +49,7 @@ def run(args: argparse.Namespace) -> int:
                 log.warning("round failed: %s: %s", type(error).__name__, " ".join(str(error).split()))
                 taken, submissions = [], []
             for close_out in taken:
-                order = close_out.order
-                print(f"closed out {order.account_size} of {order.underlying} for {order.account} on chain {close_out.domain.chain_id} "
+                print(f"closed out {close_out.order.account_size} of {close_out.order.underlying} for {close_out.order.account} on chain {close_out.domain.chain_id} "
                       f"(signed by {len(close_out.signers)} nodes), transaction {close_out.transaction_hash}", flush=True)
             for submission in submissions:
                 order = submission.order

@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -237,6 +238,8 @@ class MarginSnapshot:
     stale_feeds: tuple[str, ...]
     """Feeds older than their heartbeat in chain time."""
     pricing: _Pricing = field(repr=False)
+    portfolio: Any = field(default=None, repr=False)
+    """Risk v2 ("fhs"): the crossclear.risk.live.Strike the portfolio column was computed at (None: v1's grid)."""
 
     def accounts(self) -> list[str]:
         """Every account with a book, in the order first seen."""
@@ -280,6 +283,8 @@ class MarginSnapshot:
         market = replace(self.market, chain_names=tuple(str(c) for c in chains))
         instruments, keys, book = _build_book(self.pricing, [trial], chains, self.chain_time)
         result = compute_margin(self.pricing.params, market, instruments, book)
+        if self.portfolio is not None:  # risk v2 ("fhs"): the portfolio column at the snapshot's strike
+            result = self.portfolio.simulate(result, [trial])
         table_marks = instrument_value(
             instruments.kind,
             market.underlying_price[instruments.underlying],
@@ -382,6 +387,9 @@ class ClearingState:
         self._chain_time = 0.0
         self.recompute_observers: list[Callable[[float], None]] = []
         """Called with the wall time of every kernel recompute (metrics)."""
+        self.portfolio_model: Any = None
+        """Risk v2 ("fhs"): a crossclear.risk.live.FhsPortfolio that supplies the portfolio column
+        (None: v1's grid). It sees every accepted certified price (its daily closes)."""
 
     @property
     def height(self) -> int:
@@ -481,6 +489,8 @@ class ClearingState:
         self._feeds[name] = replace(feed, price=price, updated_at=updated_at)
         self._moved.add(name)
         self._height += 1
+        if self.portfolio_model is not None:
+            self.portfolio_model.on_price(name, price, updated_at)
         return True
 
     def set_chain_time(self, timestamp: float) -> None:
@@ -510,6 +520,12 @@ class ClearingState:
     def publish(self, stale_feeds: tuple[str, ...] = ()) -> MarginSnapshot:
         """Recompute what changed and return the new snapshot (run it off the event loop)."""
         start = time.perf_counter()
+        model = self.portfolio_model
+        if model is not None:  # risk v2 ("fhs"): haircut vols from its forecaster, rebuilt when they change
+            vols = model.asset_daily_vols()
+            if vols is not None and not np.array_equal(vols, self._market.asset_daily_vol):
+                self._market = replace(self._market, asset_daily_vol=vols)
+                self._structure_changed = True
         if self._structure_changed or self._engine is None or self._chain_time - self._keyed_at > REKEY_EXPIRIES_SECONDS:
             for book in self._books.values():
                 for (chain_id, _), _ in book.collateral:
@@ -539,12 +555,16 @@ class ClearingState:
             observer(seconds)
         assert self._engine is not None
         self._shared = True
+        result, strike = self._engine.result, None
+        if model is not None:  # risk v2 ("fhs"): the portfolio column from crossclear.risk.live
+            result, strike = model.apply(result, self._books, self._rows)
         return MarginSnapshot(
+            portfolio=strike,
             height=self._height,
             chain_time=self._keyed_at,
             books=self._books,
             rows=self._rows,
-            result=self._engine.result,
+            result=result,
             market=self._engine.market,
             instrument_marks=self._engine.instrument_marks,
             keys=dict(self._keys),

@@ -11,7 +11,6 @@ a TOML value when it parses as one (numbers, booleans, arrays), and as a string 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tomllib
@@ -125,6 +124,10 @@ class NodeConfig:
     """Address whose claims seed the insurance fund (None: the fund holds only rounding residue)."""
     close_out_discount_bps: int = 500
     """Largest discount a close-out auction reaches, and the fund's discount on a defaulter's collateral."""
+    risk_model: str = "grid"
+    """Portfolio margin methodology: "grid" (v1) or "fhs" (v2, crossclear.risk.live)."""
+    history_file: Path | None = None
+    """HISTORY CSV the "fhs" model starts from (certified daily closes extend it)."""
 
     @property
     def address(self) -> str:
@@ -310,6 +313,13 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
     price_band = margin.number("price_band", 0.05)
     if not 0 < price_band < 1:
         raise margin.fail("price_band", f"must be a fraction between 0 and 1, got {price_band}")
+    risk_model = margin.string("model", "grid")
+    history_text = margin.get("history_file")
+    history_file = None if history_text is None else _path(base, margin.string("history_file"))
+    if risk_model not in ("grid", "fhs"):
+        raise margin.fail("model", f'must be "grid" or "fhs", got {risk_model!r}')
+    if risk_model == "fhs" and history_file is None:
+        raise margin.fail("history_file", 'is required when model = "fhs" (a HISTORY CSV of daily closes, docs/node-config.md)')
     margin.finish()
 
     claims = _Reader(source, "claims", document.get("claims", {}))
@@ -385,11 +395,18 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
         feeds[feed_name] = Feed(feed_name, chain_name, address, heartbeat)
 
     try:
-        from crossclear.margin import parse_inputs
+        from crossclear.risk.live import parse_risk_file  # v1's inputs; v2's params (fhs_*, forecast_*) beside them
 
-        risk = parse_inputs(json.loads(risk_file.read_text()), {"accounts": []}, str(risk_file))
+        risk, _ = parse_risk_file(risk_file)
     except (UsageError, ValueError) as error:
         raise ConfigError(f"{source}: margin.risk_file: {error}") from None
+    if risk_model == "fhs" and history_file is not None:  # risk v2: the HISTORY against the RISK file
+        from crossclear.risk.live import check_history_file
+
+        try:
+            check_history_file(history_file, risk_file)
+        except UsageError as error:
+            raise ConfigError(f"{source}: margin.history_file: {error}") from None
     unpriced = sorted(set(risk.market.underlying_names + risk.market.asset_names) - set(feeds))
     if unpriced:
         raise ConfigError(f"{source}: [feeds.{unpriced[0]}] is missing: every underlying and asset of the risk file needs a price feed")
@@ -421,4 +438,6 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NodeCon
         settlement_asset=settlement_asset,
         insurance_fund=insurance_fund,
         close_out_discount_bps=discount_bps,
+        risk_model=risk_model,
+        history_file=history_file,
     )

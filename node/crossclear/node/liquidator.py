@@ -249,8 +249,8 @@ class Liquidator:
                 raise _Skipped(SKIP_EARLY, f"auction starts at {order.start}")
             if market.functions.closeOutUsed(order.close_out_id).call():
                 raise _Skipped(SKIP_USED, "close-out id already used")
-            # Accept up to the price one block later would give: the auction only gets better for us.
-            limit = auction_price(order, min(order.deadline, chain_time + 2))
+            # The auction only moves in the backstop's favour, so today's price bounds what it accepts.
+            limit = auction_price(order, chain_time)
             call = market.functions.closeOut(order.as_abi(), signatures, limit)
         except ValueError as error:
             raise _Skipped(SKIP_EXPIRED, str(error)) from error

@@ -29,7 +29,6 @@ from crossclear.attest import NodeConfig as AttestationConfig
 from crossclear.chains import ChainAdapterError, Cursor, Health, ReorgTooDeep
 from crossclear.chains.interface import ChainAdapter
 from crossclear.chains.registry import build_adapters
-from crossclear.margin import parse_inputs
 from crossclear.node.claims import ClaimChecker, ClaimOutcome, CollateralToken, RejectReason, VerifiedClaim
 from crossclear.node.clearing import ClearingState
 from crossclear.node.config import NodeConfig
@@ -41,6 +40,7 @@ from crossclear.node.withdrawals import WithdrawalRequest
 from crossclear.chains.vault_orders import ReleaseOrder, VaultDomain
 from crossclear.p2p import PeerAddress
 from crossclear.rpc import ApiServer, ClaimServicer, LiquidationServicer, ServerLimits, WithdrawalServicer
+from crossclear.risk.live import FhsPortfolio, RiskCollector, load_node_history, parse_risk_file, risk_status_message
 from crossclear.store import ClaimRow, ClearingStore, CursorRow, ObservedRow
 from crossclear.v1 import claim_pb2, node_pb2
 from crossclear.zk import load_verification_key
@@ -104,10 +104,15 @@ class Node:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         database = config.database
 
-        risk = parse_inputs(json.loads(config.risk_file.read_text()), {"accounts": []}, str(config.risk_file))
+        risk, fhs_params = parse_risk_file(config.risk_file)
         heartbeats = {feed.name: feed.heartbeat_seconds for feed in config.feeds.values()}
         decimals = {asset.name: asset.decimals for asset in config.collateral.values()}
         self.state = ClearingState(risk.params, risk.market, heartbeats, decimals, config.settlement_asset)
+        self.risk_model: FhsPortfolio | None = None
+        if config.risk_model == "fhs" and config.history_file is not None:  # risk v2: crossclear.risk.live
+            history = load_node_history(config.history_file, risk, fhs_params)
+            self.risk_model = FhsPortfolio(history, fhs_params, risk.params, risk.market)
+            self.state.portfolio_model = self.risk_model
         self.store = ClearingStore(database)
         tokens = _collateral_tokens(config)
 
@@ -179,6 +184,8 @@ class Node:
         self.processor.root_observers.append(self._retry_early_claims)
         self.processor.event_observers.append(lambda event: self.metrics.clearing_events.labels(event=event).inc())
         self.state.recompute_observers.append(self.metrics.margin_recompute_seconds.observe)
+        if self.risk_model is not None:
+            self.metrics.registry.register(RiskCollector(self.risk_model))
         self._heads_seen: dict[str, tuple[int, int]] = {}
         self._early_claims: dict[tuple[int, int, int], list[bytes]] = {}
         self._claim_checks = asyncio.Semaphore(GOSSIPED_CLAIM_CHECKS)
@@ -365,6 +372,7 @@ class Node:
             signing_halted=processor.signing_halted,
             pending_payouts=processor.pending_payouts,
             ignored_events=processor.ignored_events,
+            risk=risk_status_message(self.risk_model),
         )
         for name, adapter in self.adapters.items():
             head, finalized = self._heads_seen.get(name, (0, 0))

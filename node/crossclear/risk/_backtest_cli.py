@@ -10,6 +10,7 @@ from pathlib import Path
 
 from crossclear._errors import UsageError
 from crossclear.margin._json import _read_json
+from crossclear.margin._model import FloatArray
 from crossclear.risk import books, synthetic
 from crossclear.risk._history import read_history, write_history
 from crossclear.risk._inputs import parse_es_inputs
@@ -72,7 +73,8 @@ def load_spec(
     if unknown:
         raise UsageError(f"--forecasters: unknown forecaster {unknown[0]!r} (expected: {', '.join(FORECASTER_NAMES)})")
     extra = tuple(name for name in dict.fromkeys(forecasters) if name != inputs.fhs.fhs_forecaster) if "fhs" in models else ()
-    sigma, fallbacks = ({}, {})
+    sigma: dict[str, FloatArray] = {}
+    fallbacks: dict[str, dict[str, int]] = {}
     if "fhs" in models:
         sigma, fallbacks = forecast_sigmas(history, inputs.margin, inputs.fhs, first, last, (inputs.fhs.fhs_forecaster, *extra))
     return BacktestSpec(

@@ -2,7 +2,7 @@
 
 from crossclear.store._clearing import FUND, MIGRATIONS, ClaimRow, ClearingStore, CloseOutRow, CursorRow, ObservedRow, OrderRow, migrate
 from crossclear.store._database import open_database
-from crossclear.store._store import AttestationStore, ChainProgressRow, StoredObservation, StoredSignature
+from crossclear.store._store import WAL_SIZE_LIMIT_BYTES, AttestationStore, ChainProgressRow, StoredObservation, StoredSignature
 
 __all__ = [
     "FUND",
@@ -17,6 +17,7 @@ __all__ = [
     "OrderRow",
     "StoredObservation",
     "StoredSignature",
+    "WAL_SIZE_LIMIT_BYTES",
     "migrate",
     "open_database",
 ]

@@ -131,6 +131,7 @@ class NodeStatus(_message.Message):
     SIGNING_HALTED_FIELD_NUMBER: _builtins.int
     PENDING_PAYOUTS_FIELD_NUMBER: _builtins.int
     IGNORED_EVENTS_FIELD_NUMBER: _builtins.int
+    RISK_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     node_address: _builtins.str
     connected_peers: _builtins.int
@@ -148,6 +149,10 @@ class NodeStatus(_message.Message):
     def chains(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChainStatus]: ...
     @_builtins.property
     def feeds(self) -> _containers.RepeatedCompositeFieldContainer[Global___FeedStatus]: ...
+    @_builtins.property
+    def risk(self) -> Global___RiskStatus:
+        """the portfolio margin model and its volatility forecaster"""
+
     def __init__(
         self,
         *,
@@ -163,11 +168,70 @@ class NodeStatus(_message.Message):
         signing_halted: _builtins.str = ...,
         pending_payouts: _builtins.int = ...,
         ignored_events: _builtins.int = ...,
+        risk: Global___RiskStatus | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["risk", b"risk"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "certificate_count", b"certificate_count", "chains", b"chains", "connected_peers", b"connected_peers", "equivocation_count", b"equivocation_count", "feeds", b"feeds", "ignored_events", b"ignored_events", "node_address", b"node_address", "pending_payouts", b"pending_payouts", "signing_halted", b"signing_halted", "state_height", b"state_height", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "certificate_count", b"certificate_count", "chains", b"chains", "connected_peers", b"connected_peers", "equivocation_count", b"equivocation_count", "feeds", b"feeds", "ignored_events", b"ignored_events", "node_address", b"node_address", "pending_payouts", b"pending_payouts", "risk", b"risk", "signing_halted", b"signing_halted", "state_height", b"state_height", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NodeStatus: _TypeAlias = NodeStatus  # noqa: Y015
+
+@_typing.final
+class RiskStatus(_message.Message):
+    """Risk model of the portfolio requirement ([margin] model; docs/risk-v2.md, docs/forecast.md)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    FORECASTER_FIELD_NUMBER: _builtins.int
+    PARAMS_HASH_FIELD_NUMBER: _builtins.int
+    FITTED_THROUGH_FIELD_NUMBER: _builtins.int
+    HISTORY_ROWS_FIELD_NUMBER: _builtins.int
+    CERTIFIED_CLOSES_FIELD_NUMBER: _builtins.int
+    LAST_CLOSE_FIELD_NUMBER: _builtins.int
+    STRIKE_FIELD_NUMBER: _builtins.int
+    FORECAST_FALLBACKS_FIELD_NUMBER: _builtins.int
+    FALLBACK_REASON_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """"grid" (v1) or "fhs" (v2: filtered historical simulation)"""
+    forecaster: _builtins.str
+    """fhs: who supplies today's volatility (ewma, gjr_garch, har, lightgbm)"""
+    params_hash: _builtins.str
+    """sha256 of the forecaster's fitted parameters ("" for ewma): equal on nodes that agree"""
+    fitted_through: _builtins.str
+    """date of the last daily close the current fit saw"""
+    history_rows: _builtins.int
+    """rows of the HISTORY file"""
+    certified_closes: _builtins.int
+    """daily closes appended from certified prices"""
+    last_close: _builtins.str
+    """date of the newest daily close"""
+    strike: _builtins.int
+    """v2 margin strikes so far (a new one per certified close)"""
+    forecast_fallbacks: _builtins.int
+    """times the forecaster could not answer and the EWMA stood in"""
+    fallback_reason: _builtins.str
+    """the latest reason ("" if none)"""
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        forecaster: _builtins.str = ...,
+        params_hash: _builtins.str = ...,
+        fitted_through: _builtins.str = ...,
+        history_rows: _builtins.int = ...,
+        certified_closes: _builtins.int = ...,
+        last_close: _builtins.str = ...,
+        strike: _builtins.int = ...,
+        forecast_fallbacks: _builtins.int = ...,
+        fallback_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certified_closes", b"certified_closes", "fallback_reason", b"fallback_reason", "fitted_through", b"fitted_through", "forecast_fallbacks", b"forecast_fallbacks", "forecaster", b"forecaster", "history_rows", b"history_rows", "last_close", b"last_close", "model", b"model", "params_hash", b"params_hash", "strike", b"strike"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RiskStatus: _TypeAlias = RiskStatus  # noqa: Y015

@@ -230,7 +230,7 @@
       if (doc.error === "bad_input") { $("account-detail").hidden = true; }
       return;
     }
-    showMessage("message", "");
+    showMessage("message", doc.note || "", "info");
     const m = doc.margin;
     currentMargin = m;
     accountNode = doc.node;
@@ -330,6 +330,7 @@
     fill($("whatif-table").tBodies[0], rows, "");
     $("whatif-result").hidden = false;
     $("whatif-result").setAttribute("data-node", answer.node);
+    $("whatif-result").setAttribute("data-state-height", String(after.state_height));
   }
 
   function startAccounts() {

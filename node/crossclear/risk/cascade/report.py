@@ -16,21 +16,22 @@ from crossclear.risk.cascade.engine import METRICS, silo_count
 from crossclear.risk.cascade.market import MARKET_MAKER, SimulationSpec
 from crossclear.risk.cascade.run import SimulationArrays
 
-#: Columns of the headline table: (key in the report, heading).
+#: Columns of the headline table: (key in the report, heading, format).
 HEADLINE_COLUMNS = (
-    ("collateral_required", "collateral required"),
-    ("collateral_vs_isolated", "vs isolated"),
-    ("bad_debt_mean", "bad debt mean"),
-    ("bad_debt_p95", "bad debt p95"),
-    ("bad_debt_p99", "bad debt p99"),
-    ("insurance_draw_p95", "insurance draw p95"),
-    ("insurance_draw_p99", "insurance draw p99"),
-    ("adl_events", "ADL events"),
-    ("paths_with_adl", "paths with ADL"),
-    ("uncovered", "uncovered"),
-    ("liquidations_mean", "close-outs / path"),
-    ("slippage_mean", "slippage / path"),
-    ("slippage_bps", "slippage bps"),
+    ("collateral_required", "collateral required (median)", "{:,.0f}"),
+    ("collateral_required_p95", "collateral p95", "{:,.0f}"),
+    ("collateral_vs_isolated", "vs isolated", "{:.2f}×"),
+    ("bad_debt_mean", "bad debt mean", "{:,.0f}"),
+    ("bad_debt_p95", "bad debt p95", "{:,.0f}"),
+    ("bad_debt_p99", "bad debt p99", "{:,.0f}"),
+    ("insurance_draw_p95", "insurance draw p95", "{:,.0f}"),
+    ("insurance_draw_p99", "insurance draw p99", "{:,.0f}"),
+    ("adl_events", "ADL events (all paths)", "{:,}"),
+    ("paths_with_adl", "paths with ADL", "{:,}"),
+    ("uncovered", "uncovered (all paths)", "{:,.0f}"),
+    ("liquidations_mean", "close-outs / path", "{:.1f}"),
+    ("slippage_mean", "slippage / path", "{:,.0f}"),
+    ("slippage_bps", "slippage bps", "{:.0f}"),
 )
 
 
@@ -58,7 +59,7 @@ def build_report(spec: SimulationSpec, arrays: SimulationArrays, seconds: float 
     used = [index for index in range(len(market.underlying_names)) if spec.open_interest[index] > 0]
     isolated_required = None
     if ("grid", "isolated") in spec.combos:
-        isolated_required = float(_column(arrays, spec.combos.index(("grid", "isolated")), "collateral_required").mean())
+        isolated_required = float(np.median(_column(arrays, spec.combos.index(("grid", "isolated")), "collateral_required")))
     headline = []
     per_path: dict[str, dict[str, list[float]]] = {}
     by_kind: dict[str, dict[str, float]] = {}
@@ -67,7 +68,9 @@ def build_report(spec: SimulationSpec, arrays: SimulationArrays, seconds: float 
         def column(name: str) -> FloatArray:
             return _column(arrays, index, name)
 
-        required = float(column("collateral_required").mean())
+        # fhs asks for a different amount on every path (its lookback is the path's history):
+        # the median is what a typical opening day needs, the mean is pulled by a few paths.
+        required = float(np.median(column("collateral_required")))
         bad, draw = column("bad_debt"), column("fund_draw")
         notional = float(column("closed_notional").sum())
         headline.append(
@@ -76,6 +79,7 @@ def build_report(spec: SimulationSpec, arrays: SimulationArrays, seconds: float 
                 "mode": combo[1],
                 "silos": silo_count(spec, combo[1]),
                 "collateral_required": _money(required),
+                "collateral_required_mean": _money(column("collateral_required").mean()),
                 "collateral_required_p5": _percentile(column("collateral_required"), 5),
                 "collateral_required_p95": _percentile(column("collateral_required"), 95),
                 "collateral_vs_isolated": round(required / isolated_required, 3) if isolated_required else None,
@@ -110,7 +114,7 @@ def build_report(spec: SimulationSpec, arrays: SimulationArrays, seconds: float 
             "collateral_required": [_money(v) for v in column("collateral_required")],
         }
         by_kind[_label(combo)] = {kind: _money(arrays.by_kind[:, index, k].mean()) for k, kind in enumerate(spec.kinds)}
-        collateral_by_kind[_label(combo)] = {kind: _money(arrays.collateral_by_kind[:, index, k].mean()) for k, kind in enumerate(spec.kinds)}
+        collateral_by_kind[_label(combo)] = {kind: _money(np.median(arrays.collateral_by_kind[:, index, k])) for k, kind in enumerate(spec.kinds)}
     books = sum(1 for p in spec.participants if p.kind != MARKET_MAKER)
     report: dict[str, Any] = {
         "source": spec.source.describe(),
@@ -138,7 +142,7 @@ def build_report(spec: SimulationSpec, arrays: SimulationArrays, seconds: float 
         "checks": "open interest nets to zero and money is conserved after every step of every path (the run stops otherwise)",
         "headline": headline,
         "bad_debt_by_kind_mean": by_kind,
-        "collateral_by_kind_mean": collateral_by_kind,
+        "collateral_by_kind_median": collateral_by_kind,
         "path_stats": {
             "worst_daily_log_return": [round(float(v), 6) for v in arrays.path_stats[:, 0]],
             "worst_drawdown": [round(float(v), 6) for v in arrays.path_stats[:, 1]],
@@ -150,22 +154,20 @@ def build_report(spec: SimulationSpec, arrays: SimulationArrays, seconds: float 
     return report
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, form: str = "{}") -> str:
     if value is None:
         return "–"
-    if isinstance(value, float):
-        return f"{value:,.2f}" if abs(value) >= 1 or value == 0 else f"{value:.3f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+    if form == "{}" and isinstance(value, float):
+        return f"{value:,.2f}"
+    return form.format(value)
 
 
 def headline_markdown(report: dict[str, Any]) -> str:
     """The headline table as Markdown (docs/cascade-simulator.md and the README quote it)."""
-    heads = ["model, mode", *(heading for _, heading in HEADLINE_COLUMNS)]
+    heads = ["model, mode", *(heading for _, heading, _ in HEADLINE_COLUMNS)]
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for row in report["headline"]:
-        cells = [f"{row['model']} {row['mode']}", *(_cell(row[key]) for key, _ in HEADLINE_COLUMNS)]
+        cells = [f"{row['model']} {row['mode']}", *(_cell(row[key], form) for key, _, form in HEADLINE_COLUMNS)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -192,7 +194,7 @@ def _plots(report: dict[str, Any]) -> list[tuple[str, str]]:
         axes.scatter([row["collateral_required"]], [row["bad_debt_p99"]], color=line.get_color(), label=label, zorder=3)
         axes.scatter([row["collateral_required"]], [row["bad_debt_p95"]], color=line.get_color(), marker="_", s=120, zorder=3)
         axes.annotate(label, (row["collateral_required"], row["bad_debt_p99"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
-    axes.set_xlabel("collateral required (USDC, sum over silos)")
+    axes.set_xlabel("collateral required (USDC, sum over silos; median over paths)")
     axes.set_ylabel("bad debt per path (USDC): p95 (bar) to p99 (dot)")
     axes.set_title("what each margin mode and model costs, and what it leaves uncovered")
     axes.grid(alpha=0.3)
@@ -217,6 +219,20 @@ def _plots(report: dict[str, Any]) -> list[tuple[str, str]]:
         pane.legend(fontsize=7)
         pane.grid(alpha=0.3)
     plots.append(("tails of bad debt and insurance draw", _png(figure)))
+    pyplot.close(figure)
+
+    figure, axes = pyplot.subplots(figsize=(8, 3.5))
+    every = np.concatenate([report["per_path"][label]["collateral_required"] for label in labels])
+    bins = np.geomspace(max(float(every.min()), 1.0), float(every.max()) * 1.01, 60)
+    for label in labels:
+        axes.hist(report["per_path"][label]["collateral_required"], bins=bins, histtype="step", label=label)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("collateral required on the opening day (USDC)")
+    axes.set_ylabel("paths")
+    axes.set_title("collateral required across paths (v1 depends only on prices; v2 on the path's history)")
+    axes.legend(fontsize=7)
+    plots.append(("collateral across paths", _png(figure)))
     pyplot.close(figure)
 
     drawdown = np.array(report["path_stats"]["worst_drawdown"])
@@ -249,9 +265,11 @@ def _plots(report: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _html_table(report: dict[str, Any]) -> str:
-    heads = "".join(f"<th>{html.escape(h)}</th>" for h in ["model", "mode", *(heading for _, heading in HEADLINE_COLUMNS)])
+    heads = "".join(f"<th>{html.escape(h)}</th>" for h in ["model", "mode", *(heading for _, heading, _ in HEADLINE_COLUMNS)])
     rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in [row["model"], row["mode"], *(row[key] for key, _ in HEADLINE_COLUMNS)]) + "</tr>"
+        f"<tr><td>{html.escape(row['model'])}</td><td>{html.escape(row['mode'])}</td>"
+        + "".join(f"<td>{html.escape(_cell(row[key], form))}</td>" for key, _, form in HEADLINE_COLUMNS)
+        + "</tr>"
         for row in report["headline"]
     )
     return f"<table><tr>{heads}</tr>{rows}</table>"
@@ -289,8 +307,8 @@ square-root impact Y = {p['impact_y']}, daily volume {p['depth_x_open_interest']
 {p['permanent_impact']:.0%} of a round's impact permanent.{timing}
 Amounts are USDC per path; percentiles are over paths. {html.escape(report['checks'])}.</p>
 <h2>Headline</h2>{_html_table(report)}
-<h2>Collateral required by account type (opening day, mean over paths)</h2>
-<table><tr><th>model, mode</th>{kind_head}</tr>{kind_rows("collateral_by_kind_mean")}</table>
+<h2>Collateral required by account type (opening day, median over paths)</h2>
+<table><tr><th>model, mode</th>{kind_head}</tr>{kind_rows("collateral_by_kind_median")}</table>
 <h2>Mean bad debt by account type</h2>
 <table><tr><th>model, mode</th>{kind_head}</tr>{kind_rows("bad_debt_by_kind_mean")}</table>
 <h2>Plots</h2>{images}

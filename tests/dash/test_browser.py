@@ -1,0 +1,347 @@
+"""The dashboard in a real headless Chromium (Debian's, through chromium-driver) against a real
+devnet: `crossclear devnet up` starts the chains, four node processes, the liquidator and the
+dashboard; `crossclear demo` plays its story while the pages are open.
+
+One devnet and one browser serve the whole module; the tests run in file order (the node is
+killed last). Screenshots go to build/screenshots/ (CROSSCLEAR_DOCS_SCREENSHOTS=1 also copies
+the README's into docs/dashboard/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crossclear.dash.config import DashConfig, NodeTarget
+from crossclear.rpc.client import get_margin
+from crossclear.v1 import margin_pb2, margin_pb2_grpc
+from tests.dash.harness import copy_for_docs, eventually, free_port, require_browser, screenshot, served, start_browser
+
+pytestmark = pytest.mark.slow
+COMMAND = [sys.executable, "-m", "crossclear"]
+UP_TIMEOUT_SECONDS = 180
+DEMO_TIMEOUT_SECONDS = 300
+MODES = ("isolated", "cross_siloed", "cross", "portfolio")
+
+
+@dataclass
+class Devnet:
+    state: Path
+    environment: dict[str, str]
+    manifest: dict[str, Any]
+    url: str
+    up_log: Path
+
+    def node(self, name: str) -> dict[str, Any]:
+        return next(node for node in self.manifest["nodes"] if node["name"] == name)
+
+
+@dataclass
+class Demo:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def alice(self) -> str:
+        match = eventually(lambda: re.search(r"Alice is (0x[0-9a-fA-F]{40})", self.text()), 60, "the demo to name Alice")
+        return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    require_browser()
+    directory = tmp_path_factory.mktemp("dash-devnet")
+    state = directory / "state"
+    environment = dict(os.environ, CROSSCLEAR_DEVNET_STATE=str(state), PYTHONUNBUFFERED="1")
+    up_log = directory / "up.log"
+    with up_log.open("w") as log:
+        up = subprocess.Popen([*COMMAND, "devnet", "up", "--chains", "2", "--dash-port", "0"], stdout=log, stderr=subprocess.STDOUT, env=environment)
+    try:
+        deadline = time.monotonic() + UP_TIMEOUT_SECONDS
+        while "running; Ctrl-C" not in up_log.read_text():
+            assert up.poll() is None, up_log.read_text()
+            assert time.monotonic() < deadline, "devnet up did not come up in time:\n" + up_log.read_text()
+            time.sleep(0.25)
+        manifest = json.loads((state / "devnet.json").read_text())
+        match = re.search(r"^dashboard: (http://127\.0\.0\.1:\d+/) \(pid \d+\)$", up_log.read_text(), re.MULTILINE)
+        assert match, "devnet up printed no dashboard URL:\n" + up_log.read_text()
+        yield Devnet(state, environment, manifest, match.group(1).rstrip("/"), up_log)
+    finally:
+        down = subprocess.run([*COMMAND, "devnet", "down"], capture_output=True, text=True, env=environment, timeout=120)
+        up.wait(timeout=60)
+        assert down.returncode == 0, down.stderr
+    dash_pid = manifest["dash"]["pid"]
+    time.sleep(0.5)
+    assert not Path(f"/proc/{dash_pid}").exists() or Path(f"/proc/{dash_pid}/stat").read_text().split()[2] == "Z", "the dashboard outlived the devnet"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    require_browser()
+    driver = start_browser()
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def demo(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    log_path = tmp_path_factory.mktemp("dash-demo") / "demo.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen([*COMMAND, "demo"], stdout=log, stderr=subprocess.STDOUT, env=devnet.environment)
+    try:
+        yield Demo(process, log_path)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def _css(driver: Any, selector: str) -> list[Any]:
+    from selenium.webdriver.common.by import By
+
+    return list(driver.find_elements(By.CSS_SELECTOR, selector))
+
+
+def _value(driver: Any, selector: str) -> float | None:
+    raw = _css(driver, selector)[0].get_attribute("data-value")
+    return None if raw in (None, "") else float(raw)
+
+
+def _no_traceback(driver: Any) -> None:
+    source = driver.page_source
+    assert "Traceback" not in source and 'File "' not in source
+
+
+# ---- the tests, in the order a person would meet them ----------------------------------------
+
+
+def test_devnet_up_starts_the_dashboard_and_the_cli_finds_a_node(devnet: Devnet) -> None:
+    assert devnet.manifest["dash"]["url"].rstrip("/") == devnet.url
+    status = subprocess.run([*COMMAND, "status"], capture_output=True, text=True, env=devnet.environment, timeout=60)
+    assert status.returncode == 0, status.stderr
+    assert f"using node-0 at {devnet.node('node-0')['rpc']}" in status.stderr and "chain devnet-a" in status.stdout
+
+
+def test_node_set_page_shows_four_nodes(devnet: Devnet, browser: Any) -> None:
+    browser.get(devnet.url + "/")
+    rows = eventually(lambda: (r := _css(browser, "#node-table tr.node-row")) and len(r) == 4 and all(row.get_attribute("data-state") == "ok" for row in r) and r, 30, "four nodes up")
+    assert [row.get_attribute("data-node") for row in rows] == ["node-0", "node-1", "node-2", "node-3"]
+    assert _value(browser, '[data-field="nodes-up"]') == 4
+    # Every node follows both chains, live.
+    assert len(_css(browser, "#chain-table tr[data-chain]")) == 8
+    heads = {row.text for row in _css(browser, '#chain-table [data-field="head"]')}
+    eventually(lambda: {row.text for row in _css(browser, '#chain-table [data-field="head"]')} != heads, 10, "chain heads to move")
+    _no_traceback(browser)
+    copy_for_docs(screenshot(browser, "node-set"), "node-set.png")
+
+
+def test_a_claim_appears_live_without_a_reload(devnet: Devnet, browser: Any, demo: Demo) -> None:
+    browser.get(devnet.url + "/accounts")
+    loaded = browser.execute_script("return window.__dashLoadedAt")
+    eventually(lambda: browser.execute_script("return window.__dashUpdates") >= 1, 20, "the first accounts update")
+    before = {row.get_attribute("data-account") for row in _css(browser, "#accounts-table tr[data-account]")}
+    alice = demo.alice().lower()
+    assert alice not in before
+    row = f'#accounts-table tr[data-account="{alice}"]'
+    # The demo proves and submits Alice's claims now; her row appears by itself.
+    eventually(lambda: _css(browser, row) and (_value(browser, row + ' [data-field="collateral_value"]') or 0) > 0, 120, "Alice's credited claim on the page")
+    assert browser.execute_script("return window.__dashLoadedAt") == loaded, "the page reloaded"
+    screenshot(browser, "accounts-live-claim")
+    # Her account page follows her second claim (WETH on the other chain) live too.
+    browser.get(devnet.url + f"/accounts?address={alice}")
+    loaded = browser.execute_script("return window.__dashLoadedAt")
+    eventually(lambda: len(_css(browser, "#collateral-table tr[data-asset]")) == 2, 120, "both of Alice's claims on her page")
+    assert browser.execute_script("return window.__dashLoadedAt") == loaded
+
+
+def _margin(devnet: Devnet, node: str, account: str) -> margin_pb2.AccountMargin:
+    return asyncio.run(get_margin(devnet.node(node)["rpc"], account))
+
+
+def test_an_accounts_margin_on_the_page_equals_get_margin(devnet: Devnet, browser: Any, demo: Demo) -> None:
+    alice = demo.alice().lower()
+    browser.get(devnet.url + f"/accounts?address={alice}")
+
+    def matches() -> bool:
+        detail = _css(browser, "#account-detail")[0]
+        node, height = detail.get_attribute("data-node"), detail.get_attribute("data-state-height")
+        if not node or not height:
+            return False
+        margin = _margin(devnet, node, alice)
+        if str(margin.state_height) != height:
+            return False  # the demo moved the state on; compare at one height
+        figures = {"equity": margin.equity, "collateral_value": margin.collateral_value, "upnl": margin.upnl}
+        for mode in MODES:
+            for kind in ("im", "mm", "required"):
+                figures[f"{mode}.{kind}"] = getattr(getattr(margin, mode), kind)
+        for field, expected in figures.items():
+            assert _value(browser, f'#account-detail [data-field="{field}"]') == expected, field
+        holdings = {(row.get_attribute("data-chain"), row.get_attribute("data-asset")): row for row in _css(browser, "#collateral-table tr[data-asset]")}
+        assert len(holdings) == len(margin.collateral)
+        for holding in margin.collateral:
+            row = holdings[(str(holding.chain_id), holding.asset)]
+            assert row.find_element("css selector", '[data-field="amount_units"]').get_attribute("data-value") == holding.amount_units
+            assert float(row.find_element("css selector", '[data-field="value"]').get_attribute("data-value")) == holding.value
+            assert float(row.find_element("css selector", '[data-field="haircut"]').get_attribute("data-value")) == holding.haircut
+        assert (_css(browser, '[data-field="liquidatable"]')[0].get_attribute("data-value") == "true") == margin.liquidatable
+        return True
+
+    eventually(matches, 60, "the page and GetMargin at the same state height", interval=0.3)
+    screenshot(browser, "account")
+
+
+def test_the_what_if_form_returns_the_simulated_figures(devnet: Devnet, browser: Any, demo: Demo) -> None:
+    from selenium.webdriver.common.by import By
+
+    alice = demo.alice().lower()
+    browser.get(devnet.url + f"/accounts?address={alice}")
+    from selenium.webdriver.support.ui import Select
+
+    eventually(lambda: _css(browser, "#position-rows .row") and _css(browser, "#account-detail")[0].get_attribute("hidden") is None, 30, "the what-if form")
+    chain_a = devnet.manifest["chains"][0]["chain_id"]
+    position = _css(browser, "#position-rows .row")[0]
+    Select(position.find_element(By.NAME, "chain_id")).select_by_value(str(chain_a))
+    position.find_element(By.NAME, "underlying").clear()
+    position.find_element(By.NAME, "underlying").send_keys("ETH")
+    position.find_element(By.NAME, "qty").send_keys("-3")
+    position.find_element(By.NAME, "entry").send_keys("3000")
+    removal = _css(browser, "#removal-rows .row")[0]
+    Select(removal.find_element(By.NAME, "chain_id")).select_by_value(str(chain_a))
+    removal.find_element(By.NAME, "asset").clear()
+    removal.find_element(By.NAME, "asset").send_keys("USDC")
+    removal.find_element(By.NAME, "amount").send_keys("1000")
+    request = margin_pb2.SimulateMarginRequest(
+        account=alice,
+        add_positions=[margin_pb2.Position(chain_id=chain_a, underlying="ETH", kind=margin_pb2.INSTRUMENT_KIND_PERP, qty=-3.0, entry=3000.0)],
+        remove_collateral=[margin_pb2.CollateralRemoval(chain_id=chain_a, asset="USDC", amount_units=str(1000 * 10**6))],
+    )
+
+    async def simulate(node: str) -> margin_pb2.AccountMargin:
+        import grpc
+
+        async with grpc.aio.insecure_channel(devnet.node(node)["rpc"]) as channel:
+            reply: margin_pb2.AccountMargin = await margin_pb2_grpc.MarginServiceStub(channel).SimulateMargin(request, timeout=30)
+            return reply
+
+    def same_figures() -> bool:
+        _css(browser, "#simulate")[0].click()
+        result = eventually(lambda: (r := _css(browser, "#whatif-result")[0]).get_attribute("hidden") is None and r.get_attribute("data-state-height") and r, 30, "the what-if answer")
+        assert _css(browser, "#whatif-message")[0].get_attribute("hidden") is not None, _css(browser, "#whatif-message")[0].text
+        expected = asyncio.run(simulate(result.get_attribute("data-node")))
+        if str(expected.state_height) != result.get_attribute("data-state-height"):
+            return False
+        assert _value(browser, '[data-field="after.equity"]') == expected.equity
+        for mode in MODES:
+            assert _value(browser, f'[data-field="after.{mode}.required"]') == getattr(expected, mode).required, mode
+            assert _value(browser, f'[data-field="after.{mode}.mm"]') == getattr(expected, mode).mm, mode
+        assert "remove 1000000000 base units of USDC" in _css(browser, "#whatif-described")[0].text
+        return True
+
+    eventually(same_figures, 90, "the page's what-if to equal SimulateMargin at one state height", interval=0.5)
+    screenshot(browser, "what-if")
+
+
+def test_bad_input_gives_a_clear_message_never_a_traceback(devnet: Devnet, browser: Any, demo: Demo) -> None:
+    from selenium.webdriver.common.by import By
+
+    def message() -> str:
+        box = _css(browser, "#message")[0]
+        return "" if box.get_attribute("hidden") is not None else str(box.text)
+
+    browser.get(devnet.url + "/accounts?address=" + "0x" + "12" * 20)
+    assert "knows no account 0x" + "12" * 20 in eventually(message, 20, "the unknown-account message")
+    browser.get(devnet.url + "/accounts?address=0x12")
+    assert "'0x12' is not an account address" in eventually(message, 20, "the malformed-address message")
+    _no_traceback(browser)
+    browser.get(devnet.url + f"/accounts?address={demo.alice().lower()}")
+    eventually(lambda: _css(browser, "#position-rows .row"), 30, "the what-if form")
+    _css(browser, "#position-rows .row")[0].find_element(By.NAME, "qty").send_keys("lots")
+    _css(browser, "#simulate")[0].click()
+    text = eventually(lambda: (box := _css(browser, "#whatif-message")[0]).get_attribute("hidden") is None and box.text, 20, "the what-if message")
+    assert text == "position 1: qty must be a number, got 'lots'"
+    _no_traceback(browser)
+    screenshot(browser, "bad-what-if")
+    # A dashboard whose only node is unreachable says so on every page.
+    with served(DashConfig(nodes=(NodeTarget(name="gone", rpc=f"127.0.0.1:{free_port()}"),), poll_seconds=0.5)) as lonely:
+        browser.get(lonely.url + "/")
+        eventually(lambda: _css(browser, 'tr.node-row[data-node="gone"][data-state="down"]'), 20, "the unreachable node shown down")
+        assert "is unreachable" in _css(browser, 'tr.node-row[data-node="gone"] [data-field="error"]')[0].text
+        browser.get(lonely.url + f"/accounts?address={demo.alice().lower()}")
+        assert "no node answers" in eventually(message, 20, "the no-node message")
+        _no_traceback(browser)
+
+
+def test_orders_and_capital_efficiency_follow_the_demo(devnet: Devnet, browser: Any, demo: Demo) -> None:
+    try:
+        demo.process.wait(timeout=DEMO_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the demo did not finish:\n" + demo.text())
+    output = demo.text()
+    assert demo.process.returncode == 0 and "demo complete" in output, output
+    seize = re.search(r"paid the seize of .* in transaction (0x[0-9a-f]{64})", output)
+    release = re.search(r"vault paid .* to Alice in transaction (0x[0-9a-f]{64})", output)
+    assert seize and release, output
+    browser.get(devnet.url + "/orders")
+    for kind, transaction in (("seize", seize.group(1)), ("release", release.group(1))):
+        row = eventually(lambda: _css(browser, f'#executed-table tr[data-tx="{transaction}"]'), 30, f"the executed {kind}")[0]
+        assert row.get_attribute("data-kind") == kind
+        signers = [line.text.split(":")[0] for line in row.find_elements("css selector", ".sig")]
+        assert len(signers) >= devnet.manifest["node_set"]["threshold"] and set(signers) <= {node["name"] for node in devnet.manifest["nodes"]}, signers
+    _no_traceback(browser)
+    screenshot(browser, "orders")
+    browser.get(devnet.url + "/efficiency")
+    eventually(lambda: (_value(browser, '[data-field="freed"]') or 0) > 0, 30, "collateral freed by portfolio margin")
+    assert _css(browser, '#efficiency-chart rect[data-series="portfolio"]')
+    copy_for_docs(screenshot(browser, "capital-efficiency"), "capital-efficiency.png")
+
+
+def test_the_risk_page_renders_the_backtest_report(devnet: Devnet, browser: Any) -> None:
+    report = json.loads((Path(__file__).resolve().parents[2] / "docs" / "risk-v2" / "report.json").read_text())
+    browser.get(devnet.url + "/risk")
+    pairs = [(model, mode) for model in report["models"] for mode in report["models"][model]]
+    rows = eventually(lambda: (r := _css(browser, "#backtest-table tr[data-model]")) and len(r) == len(pairs) and r, 20, "the backtest rows")
+    assert [(row.get_attribute("data-model"), row.get_attribute("data-mode")) for row in rows] == pairs
+    for row, (model, mode) in zip(rows, pairs):
+        assert int(float(row.find_element("css selector", '[data-field="exceptions"]').get_attribute("data-value"))) == report["models"][model][mode]["exceptions"]
+        assert report["models"][model][mode]["traffic_light_worst"] in row.text
+    assert len(_css(browser, "#risk-chart rect")) == sum(len(book["relative_to_isolated"]) for book in report["efficiency"].values())
+    screenshot(browser, "risk")
+
+
+def test_a_killed_node_turns_red_within_seconds(devnet: Devnet, browser: Any, demo: Demo) -> None:
+    browser.get(devnet.url + "/")
+    eventually(lambda: len(_css(browser, 'tr.node-row[data-state="ok"]')) == 4, 30, "four nodes up")
+    loaded = browser.execute_script("return window.__dashLoadedAt")
+    os.kill(devnet.node("node-3")["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    eventually(lambda: _css(browser, '#node-table tr.node-row[data-node="node-3"][data-state="down"]'), 10, "node-3 shown down")
+    took = time.monotonic() - killed
+    assert took < 5.0, f"node-3 turned red {took:.1f} s after it was killed"
+    row = _css(browser, '#node-table tr.node-row[data-node="node-3"]')[0]
+    assert "unreachable" in row.text
+    assert row.find_element("css selector", "td").value_of_css_property("background-color") == "rgba(253, 228, 228, 1)"  # red
+    assert _value(browser, '[data-field="nodes-up"]') == 3
+    assert len(_css(browser, 'tr.node-row[data-state="ok"]')) == 3
+    assert browser.execute_script("return window.__dashLoadedAt") == loaded
+    screenshot(browser, "node-set-one-down")
+    # Asking for the dead node's view of an account reads another node, and says so.
+    browser.get(devnet.url + f"/accounts?address={demo.alice().lower()}&node=node-3")
+    text = eventually(lambda: (box := _css(browser, "#message")[0]).get_attribute("hidden") is None and box.text, 20, "a message")
+    assert text == "node-3 is down or unknown; reading node-0 instead"
+    assert _css(browser, "#account-detail")[0].get_attribute("data-node") == "node-0"
