@@ -13,7 +13,7 @@ def test_bench_risk_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> No
     status = main([
         "bench", "risk", "--json", "--accounts", "3000", "--scenarios", "200", "--repeat", "1",
         "--backtest-accounts", "200", "--backtest-days", "20", "--workers", "2",
-        "--distributed-accounts", "50", "--distributed-days", "20",
+        "--distributed-accounts", "50", "--distributed-days", "20", "--forecast-underlyings", "2", "--forecast-days", "900",
     ])
     assert status == 0
     figures = json.loads(capsys.readouterr().out)
@@ -22,5 +22,8 @@ def test_bench_risk_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> No
     assert figures["threads_bitwise_identical"] is True
     assert figures["max_relative_disagreement_mm"] <= 1e-9
     assert figures["backtest"]["account_days"] == 4000 and figures["backtest"]["account_days_per_second"] > 0
+    forecast = figures["forecast"]
+    assert forecast["underlyings"] == 2 and set(forecast["fit_seconds"]) == set(forecast["predict_ms"]) == {"ewma", "gjr_garch", "har", "lightgbm"}
+    assert all(value >= 0 for value in forecast["fit_seconds"].values())
     distributed = figures["distributed"]
     assert distributed["workers"] == 2 and distributed["bitwise_identical"] is True and distributed["speedup_vs_one"] > 0

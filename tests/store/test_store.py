@@ -89,3 +89,64 @@ def test_a_killed_writer_loses_no_committed_certificate(tmp_path: Path) -> None:
     # Every certificate up to the cursor is there: no torn transaction.
     assert store.certificate_count() == held
     store.close()
+
+
+def _signed(key_index: int, block: int, root_byte: int = 0xAB, chain_id: int = 31337):  # type: ignore[no-untyped-def]
+    from crossclear.attest import SigningDomain, sign_observation
+
+    from ..attest.helpers import KEYS, observation
+
+    return sign_observation(KEYS[key_index], SigningDomain(), observation(block=block, root_byte=root_byte, chain_id=chain_id))
+
+
+def test_pruning_keeps_certificates_evidence_and_own_signatures(tmp_path: Path) -> None:
+    from crossclear.attest import ingest
+
+    from ..attest.helpers import KEYS, node_set
+
+    members = node_set(4)
+    store = AttestationStore(tmp_path / "node.sqlite")
+    own = KEYS[0].address
+    for block in range(1, 11):
+        ingest(store, members, [_signed(k, block) for k in range(3)], 1, own=own)  # certified
+    ingest(store, members, [_signed(0, 11), _signed(1, 12), _signed(2, 12, 0xCD)], 1, own=own)  # pending
+    ingest(store, members, [_signed(1, 12, 0xEE)], 1, own=own)  # an equivocation
+    ingest(store, members, [_signed(1, 3, chain_id=5)], 1, own=own)  # another chain
+    assert store.pending_count(KEYS[1].address) == 2
+    with store.transaction():
+        deleted = store.prune(31337, 13, own)
+    assert deleted > 0
+    assert store.certificate_count() == 10 and store.evidence_count() == 1
+    assert store.pending_count(KEYS[1].address) == 1  # the other chain's is untouched
+    assert store.lowest_pending_block(own, 31337) == 11  # its own uncertified one stays
+    rows = sqlite3.connect(tmp_path / "node.sqlite").execute(
+        "SELECT chain_id, block_number, signer FROM attest_signatures ORDER BY chain_id"
+    ).fetchall()
+    assert rows == [(5, 3, KEYS[1].address), (31337, 11, own)]
+    observations = sqlite3.connect(tmp_path / "node.sqlite").execute("SELECT COUNT(*) FROM attest_observations").fetchone()[0]
+    assert observations == 2
+    store.close()
+    # The tally is rebuilt from the rows on the next open.
+    reopened = AttestationStore(tmp_path / "node.sqlite")
+    assert reopened.pending_count(KEYS[1].address) == 1 and reopened.pending_count(own) == 1
+    reopened.close()
+
+
+def test_a_signer_over_its_share_is_dropped_and_evidence_is_kept_once_per_slot(tmp_path: Path) -> None:
+    from crossclear.attest import ingest
+
+    from ..attest.helpers import KEYS, node_set
+
+    members = node_set(4)
+    store = AttestationStore(tmp_path / "node.sqlite")
+    report = ingest(store, members, [_signed(3, block) for block in range(1, 8)], 1, storage_share=5, own=KEYS[0].address)
+    assert (report.counted, report.over_share) == (5, 2)
+    own = ingest(store, members, [_signed(0, block) for block in range(1, 8)], 1, storage_share=5, own=KEYS[0].address)
+    assert own.over_share == 0  # a node never drops its own
+    variants = [_signed(3, 1, root_byte) for root_byte in range(1, 50)]
+    flood = ingest(store, members, variants, 1, storage_share=5, own=KEYS[0].address)
+    assert flood.equivocations == 1 and store.evidence_count() == 1
+    # Refused signatures left no observation rows behind.
+    observations = sqlite3.connect(tmp_path / "node.sqlite").execute("SELECT COUNT(*) FROM attest_observations").fetchone()[0]
+    assert observations == 7
+    store.close()

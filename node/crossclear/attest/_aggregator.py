@@ -112,6 +112,10 @@ def ingest(
                 and not certified
                 and verified.signer != own
                 and store.pending_count(verified.signer) >= storage_share
+                # A signature in a slot the signer already holds adds no row (a duplicate, or
+                # evidence kept once per slot): only new rows count against the share.
+                and store.signature_at_slot(verified.signer, row.kind, row.chain_id, row.emitter, row.block_number)
+                is None
             ):
                 over_share += 1
                 continue

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     port = listener.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"crossclear dash: serving http://{host}:{port}/ ({origin}); Ctrl-C stops it", flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2))  # type: ignore[arg-type]
+    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2))
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler
     # it found: a quiet one makes `devnet down` (SIGTERM) an ordinary exit with status 0.
     previous = signal.signal(signal.SIGTERM, lambda number, frame: None)

@@ -35,7 +35,7 @@ from starlette.staticfiles import StaticFiles
 from crossclear._tasks import cancel_and_wait
 from crossclear.dash import pages, views
 from crossclear.dash.config import DashConfig
-from crossclear.dash.margins import MarginFollower, account_updates, check_account, pick_node
+from crossclear.dash.margins import MarginFollower, account_updates, pick_node
 from crossclear.dash.nodes import NodeError, NodeSet, NodeWatcher
 from crossclear.dash.orders import OrdersWatcher
 from crossclear.dash.risk import RiskWatcher

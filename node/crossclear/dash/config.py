@@ -41,6 +41,8 @@ class ChainTarget:
     rpc_url: str
     vault: str
     deploy_block: int = 0
+    market: str | None = None
+    """The chain's Market, whose quorum-signed close-outs are executed orders too."""
     tokens: dict[str, tuple[str, int]] = field(default_factory=dict)
     """Lower-case token address to (symbol, decimals)."""
 
@@ -125,6 +127,7 @@ def from_manifest(manifest: dict[str, Any], path: Path, report_path: Path) -> Da
                 rpc_url=str(chain["rpc_url"]),
                 vault=str(contracts["vault"]),
                 deploy_block=int(contracts.get("deploy_block", 0)),
+                market=str(contracts["market"]) if contracts.get("market") else None,
                 tokens=tokens,
             )
         )

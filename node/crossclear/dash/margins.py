@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -128,9 +128,10 @@ class MarginFollower:
 
     def document(self) -> dict[str, Any]:
         rows = [views.margin_summary(message) for _, message in sorted(self.accounts.items())]
+        document: dict[str, Any]
         totals = {mode: sum(row["required"][mode] or 0.0 for row in rows) for mode in views.MODES}
         isolated, portfolio = totals["isolated"], totals["portfolio"]
-        return views.finite(
+        document = views.finite(
             {
                 "time": time.time(),
                 "node": self.source.name if self.source else None,
@@ -142,9 +143,10 @@ class MarginFollower:
                 "state_height": max((row["state_height"] for row in rows), default=0),
             }
         )
+        return document
 
 
-async def account_updates(node_set: NodeSet, watcher: NodeWatcher, address: str, preferred: str | None) -> AsyncIterator[dict[str, Any]]:
+async def account_updates(node_set: NodeSet, watcher: NodeWatcher, address: str, preferred: str | None) -> AsyncGenerator[dict[str, Any], None]:
     """One account's margin for the page: now, then each change; moves to another node when
     the one it reads goes down. Yields {"node", "margin"} or {"node", "error", "message"}."""
     try:

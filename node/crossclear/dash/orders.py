@@ -4,9 +4,10 @@
   signature checked (the signer is recovered under the vault's rules, never taken from the
   wire) and counted towards the quorum. The nodes answer the liquidator's identical call every
   second, and asking again returns the same reservation, so reading it changes nothing.
-- **Executed seizes and releases**: the vaults' `Seized` and `Released` events, read from each
-  chain's public RPC (the chain, not a node's database), with the transaction hash and the
-  quorum signatures decoded from that transaction's call data, each signer recovered.
+- **Executed seizes, releases and close-outs**: the vaults' `Seized` and `Released` events and
+  the markets' `Traded` events of close-outs, read from each chain's public RPC (the chain, not
+  a node's database), with the transaction hash and the quorum signatures decoded from that
+  transaction's call data, each signer recovered.
 - **Withdrawals in flight**: the API has no call listing signed releases; each node's metrics
   count them (`release_signed`, `release_paid`, `reservation_expired` clearing events).
 """
@@ -90,6 +91,7 @@ class ChainReader:
     error: str | None = None
     head: int | None = None
     _contract: Any = None
+    _market: Any = None
     _web3: Any = None
 
     def _connect(self) -> None:
@@ -100,6 +102,8 @@ class ChainReader:
 
             self._web3 = Web3(HTTPProvider(self.chain.rpc_url, request_kwargs={"timeout": 3}))
             self._contract = self._web3.eth.contract(address=Web3.to_checksum_address(self.chain.vault), abi=list(load_artifact("CollateralVault").abi))
+            if self.chain.market:
+                self._market = self._web3.eth.contract(address=Web3.to_checksum_address(self.chain.market), abi=list(load_artifact("Market").abi))
             if self.next_block < 0:
                 self.next_block = self.chain.deploy_block
 
@@ -114,11 +118,62 @@ class ChainReader:
                 for kind, event in (("seize", self._contract.events.Seized), ("release", self._contract.events.Released)):
                     for log in event.get_logs(from_block=self.next_block, to_block=to_block):
                         self.executed.append(self._describe(kind, log, name_of_signer))
+                if self._market is not None and hasattr(self._market.events, "Traded"):
+                    for log in self._market.events.Traded.get_logs(from_block=self.next_block, to_block=to_block):
+                        if any(bytes(log["args"].get("closeOutId", b"\0" * 32))):
+                            self.executed.append(self._describe_close_out(log, name_of_signer))
                 self.next_block = to_block + 1
             del self.executed[:-MAX_EXECUTED]
             self.error = None
         except Exception as error:  # any RPC or decoding failure: one line on the page, retried next round
             self.error = f"{self.chain.network} ({self.chain.rpc_url}): {type(error).__name__}: {' '.join(str(error).split())[:200]}"
+
+    def _describe_close_out(self, log: Any, name_of_signer: Any) -> dict[str, Any]:
+        """A close-out the node set signed and a liquidator took by auction (a `Traded` with a close-out id)."""
+        args = log["args"]
+        underlying = str(args["underlying"])
+        symbol, _ = self.chain.tokens.get(underlying.lower(), (underlying, 0))
+        signatures: list[dict[str, Any]] = []
+        try:
+            from crossclear.chains.interface import InstrumentKind
+            from crossclear.chains.market_orders import CloseOut, MarketDomain, recover_close_out_signer
+
+            transaction = self._web3.eth.get_transaction(log["transactionHash"])
+            _, call = self._market.decode_function_input(transaction["input"])
+            fields = tuple(call["c"].values()) if isinstance(call["c"], dict) else tuple(call["c"])
+            close_out = CloseOut(
+                close_out_id=bytes(fields[0]), account=str(fields[1]), underlying=str(fields[2]), kind=InstrumentKind(int(fields[3])),
+                strike=int(fields[4]), expiry=int(fields[5]), is_call=bool(fields[6]), account_size=int(fields[7]), mark=int(fields[8]),
+                max_discount_bps=int(fields[9]), start=int(fields[10]), deadline=int(fields[11]),
+            )
+            domain = MarketDomain(self.chain.chain_id, self._market.address)
+            for signature in call["signatures"]:
+                try:
+                    signer: str | None = recover_close_out_signer(domain, close_out, bytes(signature))
+                except (ValueError, TypeError):
+                    signer = None
+                signatures.append({"signer": signer, "signer_node": name_of_signer(signer) if signer else None, "signature": "0x" + bytes(signature).hex()})
+        except Exception as error:  # the event stands on its own; the call data is extra
+            signatures = [{"signer": None, "signer_node": None, "signature": f"call data unreadable: {type(error).__name__}"}]
+        size = int(args["makerSize"]) / 10**18
+        price = int(args["price"]) / 10**18
+        return {
+            "kind": "close-out",
+            "chain_id": self.chain.chain_id,
+            "network": self.chain.network,
+            "block": int(log["blockNumber"]),
+            "tx_hash": log["transactionHash"].to_0x_hex(),
+            "id": "0x" + bytes(args["closeOutId"]).hex(),
+            "account": str(args["maker"]),
+            "token": underlying,
+            "asset": symbol,
+            "decimals": 0,
+            "amount_units": None,
+            "description": f"{size:+,.6g} {symbol} perp at {price:,.2f}" if int(args["kind"]) == 0 else f"{size:+,.6g} {symbol} option at {price:,.2f}",
+            "recipient": str(args["taker"]),
+            "deadline": None,
+            "signatures": signatures,
+        }
 
     def _describe(self, kind: str, log: Any, name_of_signer: Any) -> dict[str, Any]:
         args = log["args"]

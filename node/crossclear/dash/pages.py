@@ -95,9 +95,9 @@ _BODIES = {
   <thead><tr><th>account</th><th>chain</th><th>token</th><th>amount (base units)</th><th>equity / maintenance</th><th>deadline</th><th>signatures</th><th>signed by</th></tr></thead>
   <tbody></tbody>
 </table>
-<h2>Executed on chain: seizes and releases</h2>
+<h2>Executed on chain: seizes, close-outs and releases <span class="muted">(vault and market events; signatures from the transactions)</span></h2>
 <table class="grid" id="executed-table">
-  <thead><tr><th>kind</th><th>chain</th><th>block</th><th>transaction</th><th>account</th><th>amount</th><th>recipient</th><th>quorum signatures</th></tr></thead>
+  <thead><tr><th>kind</th><th>chain</th><th>block</th><th>transaction</th><th>account</th><th>amount</th><th>paid to / taken by</th><th>quorum signatures</th></tr></thead>
   <tbody></tbody>
 </table>
 <h2>Orders each node signed, paid and saw expire <span class="muted">(its /metrics; the API lists no signed releases)</span></h2>

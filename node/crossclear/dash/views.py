@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from google.protobuf.json_format import MessageToDict
+
 from crossclear.v1 import liquidation_pb2, margin_pb2, node_pb2
 
 MODES = ("isolated", "cross_siloed", "cross", "portfolio")
@@ -126,7 +128,19 @@ def status(message: node_pb2.NodeStatus) -> dict[str, Any]:
         "signing_halted": message.signing_halted,
         "pending_payouts": message.pending_payouts,
         "ignored_events": message.ignored_events,
+        "risk": _optional_message(message, "risk"),
     }
+
+
+def _optional_message(message: Any, field: str) -> dict[str, Any] | None:
+    """A sub-message as a dict when this API version has the field and the node set it."""
+    try:
+        if not message.HasField(field):
+            return None
+    except ValueError:  # an older API without the field
+        return None
+    document: dict[str, Any] = MessageToDict(getattr(message, field), preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    return document
 
 
 def seize_order(message: liquidation_pb2.SignedSeizeOrder) -> dict[str, Any]:

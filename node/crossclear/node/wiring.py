@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from crossclear import __version__
 from crossclear._tasks import cancel_and_wait
-from crossclear.attest import AttestationNode, Certificate, NodeKey, NodeSet, observation_digest
+from crossclear.attest import Admission, AttestationNode, Certificate, NodeKey, NodeSet, observation_digest
 from crossclear.attest import NodeConfig as AttestationConfig
 from crossclear.chains import ChainAdapterError, Cursor, Health, ReorgTooDeep
 from crossclear.chains.interface import ChainAdapter
@@ -79,6 +79,18 @@ def _collateral_tokens(config: NodeConfig) -> dict[tuple[int, str], CollateralTo
     return tokens
 
 
+def _followed_emitters(config: NodeConfig) -> frozenset[tuple[int, bytes]]:
+    """(chain id, contract) pairs whose observations peers may gossip to this node."""
+    pairs = set()
+    for chain_name, chain in config.chains.items():
+        feeds = [feed.address for feed in config.feeds.values() if feed.chain == chain_name]
+        for address in (chain.vault, *chain.markets, *chain.price_feeds, *feeds):
+            digits = address[2:] if address[:2].lower() == "0x" else ""
+            if len(digits) == 40 and all(c in "0123456789abcdefABCDEF" for c in digits):
+                pairs.add((chain.chain_id, bytes.fromhex(digits)))
+    return frozenset(pairs)
+
+
 def _chain_names(config: NodeConfig) -> dict[int, ChainNames]:
     names = {}
     for chain_name, chain in config.chains.items():
@@ -127,6 +139,13 @@ class Node:
                 sync_peers=config.sync_peers,
                 chain_ids=frozenset(chain.chain_id for chain in config.chains.values()),
                 network=f"crossclear-{config.clearinghouse_domain}",
+                admission=Admission(emitters=_followed_emitters(config)),
+                # The adapters' latest head (read on the libp2p thread; None until first seen).
+                own_head=lambda chain_id: (
+                    self._heads_seen[self._healthy[chain_id]][0]
+                    if self._healthy.get(chain_id, "") in self._heads_seen
+                    else None
+                ),
             )
         )
         self.attestation.certificate_listeners.append(self._on_certificate)
@@ -330,20 +349,33 @@ class Node:
         asyncio.ensure_future(self.attestation.publish_claim(body))
 
     def _on_gossiped_claim(self, sender: bytes, body: bytes) -> None:
-        asyncio.ensure_future(self._check_gossiped_claim(body))
+        # A member may start only so many proof checks (the gate's per-sender budget), and a
+        # claim that failed once is not checked again: a flood costs a hash per message.
+        gate_key = self.attestation.claim_gate.admit(sender, body)
+        if gate_key is not None:
+            asyncio.ensure_future(self._check_gossiped_claim(body, gate_key))
 
-    async def _check_gossiped_claim(self, body: bytes) -> None:
+    async def _check_gossiped_claim(self, body: bytes, gate_key: bytes) -> None:
         # A peer's acceptance is not proof: run every check here too, off the event loop.
+        gate = self.attestation.claim_gate
         try:
             request = claim_pb2.SubmitClaimRequest.FromString(body)
             proof = json.loads(request.proof_json)
         except ValueError:
+            gate.finished(gate_key, failed=True)
             return
-        async with self._claim_checks:
-            checked = await asyncio.to_thread(self.checker.check, proof, list(request.public_signals))
+        try:
+            async with self._claim_checks:
+                checked = await asyncio.to_thread(self.checker.check, proof, list(request.public_signals))
+        except BaseException:
+            gate.finished(gate_key, failed=False)
+            raise
+        # An uncertified root is not a failure: the claim may pass once this node certifies it.
+        uncertified = not isinstance(checked, VerifiedClaim) and checked.reason is RejectReason.UNCERTIFIED_ROOT
+        gate.finished(gate_key, failed=not isinstance(checked, VerifiedClaim) and not uncertified)
         if isinstance(checked, VerifiedClaim):
             await self.processor.queue.put(CreditClaim(checked, None))
-        elif checked.reason is RejectReason.UNCERTIFIED_ROOT and checked.claim is not None:
+        elif uncertified and checked.claim is not None:
             # The peer certified this root before we did: keep the claim for our certificate.
             key = (checked.claim.source_chain_id, checked.claim.vault, checked.claim.root)
             if sum(len(v) for v in self._early_claims.values()) < EARLY_CLAIM_LIMIT:
@@ -353,7 +385,10 @@ class Node:
 
     def _retry_early_claims(self, chain_id: int, vault: int, root: int) -> None:
         for body in self._early_claims.pop((chain_id, vault, root), []):
-            self._on_gossiped_claim(b"", body)
+            # Its sender already paid for one check; this one is on the root's certificate.
+            gate_key = self.attestation.claim_gate.readmit(body)
+            if gate_key is not None:
+                asyncio.ensure_future(self._check_gossiped_claim(body, gate_key))
 
     # --- status ------------------------------------------------------------------------------
 

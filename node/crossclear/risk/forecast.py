@@ -306,6 +306,11 @@ def lgbm_features(returns: FloatArray, decay: float) -> tuple[FloatArray, FloatA
     Row k belongs to t = LGBM_FEATURE_SPAN + k and reads returns[t - LGBM_FEATURE_SPAN : t]
     only; ewma[k] is the truncated EWMA variance at t (the base the model corrects).
     """
+    with np.errstate(divide="ignore", invalid="ignore"):  # a flat history: non-finite rows, refused by fit
+        return _lgbm_features(returns, decay)
+
+
+def _lgbm_features(returns: FloatArray, decay: float) -> tuple[FloatArray, FloatArray]:
     weights = (1.0 - decay) * decay ** np.arange(LGBM_EWMA_SPAN)
     weights = weights / weights.sum()
     squared = returns * returns

@@ -170,7 +170,7 @@ class Strike:
     """The v2 margin between two certified closes; immutable, so snapshots may keep it."""
 
     number: int
-    """Strikes made so far by this node's model (changes with every row or first answer)."""
+    """Certified daily closes appended when it was struck (0: struck at the HISTORY file's end)."""
     params: FhsParams
     margin_params: MarginParams
     market: Market
@@ -258,7 +258,8 @@ class RiskStatus:
     """Rows appended from certified daily closes."""
     last_close: str
     """Date of the newest row."""
-    strike: int
+    strike_hash: str
+    """sha256 of everything the current v2 margin is computed from (`strike_digest`)."""
     fallbacks: int
     """Times the forecaster could not answer for a column and the EWMA stood in."""
     fallback_reason: str
@@ -350,9 +351,8 @@ class FhsPortfolio:
             for offset, name in enumerate(self._assets):
                 vols[self._market.asset_names.index(name)] = daily[count + offset]
             self._asset_vols = vols
-        number = (self._strike.number + 1) if self._strike is not None else 1
         self._strike = Strike(
-            number=number,
+            number=len(live),
             params=params,
             margin_params=self.margin_params,
             market=replace(self._market, underlying_price=strike_price),
@@ -392,7 +392,7 @@ class FhsPortfolio:
             history_rows=len(self._history_dates),
             certified_closes=len(live),
             last_close=date_of(live[-1][0]) if live else self._history_dates[-1],
-            strike=self._strike.number if self._strike is not None else 0,
+            strike_hash=strike_digest(self._strike) if self._strike is not None else "",
             fallbacks=self._fallbacks,
             fallback_reason=self._fallback_reason,
         )
@@ -404,6 +404,7 @@ def strike_digest(strike: Strike) -> str:
     for array in (strike.closes, strike.market.underlying_price, strike.strike_time, strike.sigma if strike.sigma is not None else np.zeros(0)):
         hasher.update(np.ascontiguousarray(array, dtype="<f8").tobytes())
     hasher.update(struct.pack("<q", strike.number))
+    hasher.update(repr(strike.params).encode())
     return hasher.hexdigest()
 
 
@@ -421,7 +422,6 @@ class RiskCollector:
             "crossclear_risk_forecast_fallbacks", "times the volatility forecaster could not answer and the EWMA stood in", value=status.fallbacks
         )
         yield GaugeMetricFamily("crossclear_risk_certified_closes", "daily closes appended to the HISTORY from certified prices", value=status.certified_closes)
-        yield GaugeMetricFamily("crossclear_risk_strike", "v2 margin strikes made (a new one per certified close)", value=status.strike)
 
 
 def check_history_file(path: Path, risk_file: Path) -> None:
@@ -460,7 +460,7 @@ def risk_status_message(model: FhsPortfolio | None) -> Any:
         history_rows=status.history_rows,
         certified_closes=status.certified_closes,
         last_close=status.last_close,
-        strike=status.strike,
+        strike_hash=status.strike_hash,
         forecast_fallbacks=status.fallbacks,
         fallback_reason=status.fallback_reason,
     )

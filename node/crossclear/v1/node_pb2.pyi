@@ -191,7 +191,7 @@ class RiskStatus(_message.Message):
     HISTORY_ROWS_FIELD_NUMBER: _builtins.int
     CERTIFIED_CLOSES_FIELD_NUMBER: _builtins.int
     LAST_CLOSE_FIELD_NUMBER: _builtins.int
-    STRIKE_FIELD_NUMBER: _builtins.int
+    STRIKE_HASH_FIELD_NUMBER: _builtins.int
     FORECAST_FALLBACKS_FIELD_NUMBER: _builtins.int
     FALLBACK_REASON_FIELD_NUMBER: _builtins.int
     model: _builtins.str
@@ -208,8 +208,8 @@ class RiskStatus(_message.Message):
     """daily closes appended from certified prices"""
     last_close: _builtins.str
     """date of the newest daily close"""
-    strike: _builtins.int
-    """v2 margin strikes so far (a new one per certified close)"""
+    strike_hash: _builtins.str
+    """sha256 of everything the v2 margin is computed from: equal on nodes that agree"""
     forecast_fallbacks: _builtins.int
     """times the forecaster could not answer and the EWMA stood in"""
     fallback_reason: _builtins.str
@@ -224,13 +224,13 @@ class RiskStatus(_message.Message):
         history_rows: _builtins.int = ...,
         certified_closes: _builtins.int = ...,
         last_close: _builtins.str = ...,
-        strike: _builtins.int = ...,
+        strike_hash: _builtins.str = ...,
         forecast_fallbacks: _builtins.int = ...,
         fallback_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certified_closes", b"certified_closes", "fallback_reason", b"fallback_reason", "fitted_through", b"fitted_through", "forecast_fallbacks", b"forecast_fallbacks", "forecaster", b"forecaster", "history_rows", b"history_rows", "last_close", b"last_close", "model", b"model", "params_hash", b"params_hash", "strike", b"strike"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certified_closes", b"certified_closes", "fallback_reason", b"fallback_reason", "fitted_through", b"fitted_through", "forecast_fallbacks", b"forecast_fallbacks", "forecaster", b"forecaster", "history_rows", b"history_rows", "last_close", b"last_close", "model", b"model", "params_hash", b"params_hash", "strike_hash", b"strike_hash"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -148,6 +148,7 @@
       const bad = s.chains.filter(c => c.health !== "ok").map(c => c.network + " adapter " + c.health);
       const stale = s.feeds.filter(f => f.stale).map(f => f.name + " stale");
       notes.push.apply(notes, bad.concat(stale));
+      if (s.risk && s.risk.model) notes.push("risk " + s.risk.model + (s.risk.forecaster ? " / " + s.risk.forecaster : "") + (s.risk.params_hash ? " params " + s.risk.params_hash.slice(0, 8) : ""));
       if (node.metrics_error) notes.push("metrics: " + node.metrics_error);
       notes.push("v" + s.version);
       tr.appendChild(td(notes.join("; ")));
@@ -431,9 +432,9 @@
       el("td", null, badge(o.signers.length + " of " + o.quorum + (o.has_quorum ? " · quorum" : ""), o.has_quorum ? "ok" : "warning"), o.paid_on_chain ? el("div", { cls: "muted", text: "paid on chain; waiting for certification" }) : null),
       el("td", null, signatureList(o.signatures)))), "no seize order pending: no account is below maintenance");
     fill($("executed-table").tBodies[0], doc.executed.map(e => el("tr", { "data-kind": e.kind, "data-tx": e.tx_hash },
-      el("td", null, badge(e.kind, e.kind === "seize" ? "bad" : "ok")), td(chainName(e.chain_id)), numTd(int(e.block), "block", e.block),
+      el("td", null, badge(e.kind, e.kind === "release" ? "ok" : "bad")), td(chainName(e.chain_id)), numTd(int(e.block), "block", e.block),
       td(e.tx_hash, { cls: "mono", "data-field": "tx_hash" }), el("td", null, accountLink(e.account)),
-      el("td", { cls: "num", text: (e.decimals ? num(Number(e.amount_units) / Math.pow(10, e.decimals)) : e.amount_units) + " " + e.asset }),
+      el("td", { cls: "num", text: e.description || ((e.decimals ? num(Number(e.amount_units) / Math.pow(10, e.decimals)) : e.amount_units) + " " + e.asset) }),
       td(shortHex(e.recipient), { cls: "mono", title: e.recipient }), el("td", null, signatureList(e.signatures)))),
       doc.chains.length ? "nothing executed yet" : "no chain configured: executed orders are read from the vaults (run from a devnet manifest or pass --chain)");
     fill($("release-table").tBodies[0], doc.releases.map(r => r.available ? el("tr", null, td(r.node), td(int(r.requests_signed) + " / " + int(r.requests_refused)),

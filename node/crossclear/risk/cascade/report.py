@@ -223,7 +223,7 @@ def _plots(report: dict[str, Any]) -> list[tuple[str, str]]:
 
     figure, axes = pyplot.subplots(figsize=(8, 3.5))
     every = np.concatenate([report["per_path"][label]["collateral_required"] for label in labels])
-    bins = np.geomspace(max(float(every.min()), 1.0), float(every.max()) * 1.01, 60)
+    bins = [float(edge) for edge in np.geomspace(max(float(every.min()), 1.0), max(float(every.max()) * 1.01, 2.0), 60)]
     for label in labels:
         axes.hist(report["per_path"][label]["collateral_required"], bins=bins, histtype="step", label=label)
     axes.set_xscale("log")
