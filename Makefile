@@ -11,7 +11,7 @@ NPM_STAMP := node_modules/.stamp-npm
 SYSTEM_STAMP := build/.stamp-system-packages
 NATIVE_SOURCES := $(wildcard native/*/*.c native/*/*.h native/*/build_ffi.py)
 
-.PHONY: setup system-packages test devnet bench typecheck sanitize clean
+.PHONY: setup system-packages test devnet bench bench-risk typecheck sanitize clean
 
 setup: $(PIP_STAMP) $(NPM_STAMP)
 
@@ -42,6 +42,13 @@ devnet: setup
 
 bench: setup
 	$(VENV)/bin/crossclear bench margin --json
+
+# Risk v2 and the volatility forecasters (docs/risk-v2.md, docs/forecast.md): the ES kernel
+# against numpy, backtest throughput, forecaster fits, one against two Dask workers. About
+# five minutes on this 2-core machine; run it when nothing else does (the Dask figure needs
+# the second core).
+bench-risk: setup
+	$(VENV)/bin/crossclear bench risk --json
 
 typecheck: setup
 	$(VENV)/bin/mypy

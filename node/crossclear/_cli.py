@@ -19,7 +19,7 @@ from crossclear._errors import UsageError
 
 #: Top-level commands and the module that registers each, in the order `--help` lists them.
 COMMAND_MODULES: dict[str, str] = {
-    "margin": "crossclear.margin._cli",
+    "margin": "crossclear._margin_cli",
     "risk": "crossclear.risk._cli",
     "zk": "crossclear.zk._cli",
     "devnet": "crossclear.devnet._cli",

@@ -42,3 +42,17 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[None]], timeout_seconds: 
         _, pending = await asyncio.wait(pending, timeout=0.5)
     for task in pending:
         _log.warning("task %s did not stop within %.0f s; abandoning it", task.get_name(), timeout_seconds)
+
+
+def lower_this_thread_priority(niceness: int = 10) -> None:
+    """Make the calling thread yield the CPU to others (Linux: per-thread nice value).
+
+    Used by the worker that recomputes margin snapshots, so that on a machine with few cores the
+    event loop answering reads wins the CPU while a recompute is under way."""
+    import os
+    import threading
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):
+        pass  # not Linux, or not allowed: a recompute at normal priority is still correct

@@ -113,14 +113,43 @@ def demo(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
 
 
 def _css(driver: Any, selector: str) -> list[Any]:
+    """Elements, for typing and clicking (forms are not redrawn; tables are: read them with _read)."""
     from selenium.webdriver.common.by import By
 
     return list(driver.find_elements(By.CSS_SELECTOR, selector))
 
 
+_READ = """
+const [selector, attributes] = arguments;
+return Array.from(document.querySelectorAll(selector)).map(element => {
+  const out = {text: element.textContent, hidden: element.hidden};
+  for (const name of attributes) out[name] = element.getAttribute(name);
+  return out;
+});
+"""
+
+
+def _read(driver: Any, selector: str, *attributes: str) -> list[dict[str, Any]]:
+    """Every element matching `selector`, read in one script: its text, whether it is hidden,
+    and the attributes asked for. The pages redraw tables on every event, so element handles
+    go stale; one script reads one consistent state."""
+    return list(driver.execute_script(_READ, selector, list(attributes)))
+
+
+def _count(driver: Any, selector: str) -> int:
+    return len(_read(driver, selector))
+
+
 def _value(driver: Any, selector: str) -> float | None:
-    raw = _css(driver, selector)[0].get_attribute("data-value")
-    return None if raw in (None, "") else float(raw)
+    found = _read(driver, selector, "data-value")
+    if not found or found[0]["data-value"] in (None, ""):
+        return None
+    return float(found[0]["data-value"])
+
+
+def _message(driver: Any, selector: str = "#message") -> str:
+    found = _read(driver, selector)
+    return "" if not found or found[0]["hidden"] else str(found[0]["text"]).strip()
 
 
 def _no_traceback(driver: Any) -> None:
@@ -140,33 +169,36 @@ def test_devnet_up_starts_the_dashboard_and_the_cli_finds_a_node(devnet: Devnet)
 
 def test_node_set_page_shows_four_nodes(devnet: Devnet, browser: Any) -> None:
     browser.get(devnet.url + "/")
-    rows = eventually(lambda: (r := _css(browser, "#node-table tr.node-row")) and len(r) == 4 and all(row.get_attribute("data-state") == "ok" for row in r) and r, 30, "four nodes up")
-    assert [row.get_attribute("data-node") for row in rows] == ["node-0", "node-1", "node-2", "node-3"]
+    rows = eventually(
+        lambda: (r := _read(browser, "#node-table tr.node-row", "data-node", "data-state")) and len(r) == 4 and all(row["data-state"] == "ok" for row in r) and r,
+        30, "four nodes up",
+    )
+    assert [row["data-node"] for row in rows] == ["node-0", "node-1", "node-2", "node-3"]
     assert _value(browser, '[data-field="nodes-up"]') == 4
     # Every node follows both chains, live.
-    assert len(_css(browser, "#chain-table tr[data-chain]")) == 8
-    heads = {row.text for row in _css(browser, '#chain-table [data-field="head"]')}
-    eventually(lambda: {row.text for row in _css(browser, '#chain-table [data-field="head"]')} != heads, 10, "chain heads to move")
+    assert _count(browser, "#chain-table tr[data-chain]") == 8
+    heads = [row["text"] for row in _read(browser, '#chain-table [data-field="head"]')]
+    eventually(lambda: [row["text"] for row in _read(browser, '#chain-table [data-field="head"]')] != heads, 10, "chain heads to move")
     _no_traceback(browser)
-    copy_for_docs(screenshot(browser, "node-set"), "node-set.png")
+    screenshot(browser, "node-set")
 
 
 def test_a_claim_appears_live_without_a_reload(devnet: Devnet, browser: Any, demo: Demo) -> None:
     browser.get(devnet.url + "/accounts")
     loaded = browser.execute_script("return window.__dashLoadedAt")
     eventually(lambda: browser.execute_script("return window.__dashUpdates") >= 1, 20, "the first accounts update")
-    before = {row.get_attribute("data-account") for row in _css(browser, "#accounts-table tr[data-account]")}
+    before = {row["data-account"] for row in _read(browser, "#accounts-table tr[data-account]", "data-account")}
     alice = demo.alice().lower()
     assert alice not in before
     row = f'#accounts-table tr[data-account="{alice}"]'
     # The demo proves and submits Alice's claims now; her row appears by itself.
-    eventually(lambda: _css(browser, row) and (_value(browser, row + ' [data-field="collateral_value"]') or 0) > 0, 120, "Alice's credited claim on the page")
+    eventually(lambda: (_value(browser, row + ' [data-field="collateral_value"]') or 0) > 0, 120, "Alice's credited claim on the page")
     assert browser.execute_script("return window.__dashLoadedAt") == loaded, "the page reloaded"
     screenshot(browser, "accounts-live-claim")
     # Her account page follows her second claim (WETH on the other chain) live too.
     browser.get(devnet.url + f"/accounts?address={alice}")
     loaded = browser.execute_script("return window.__dashLoadedAt")
-    eventually(lambda: len(_css(browser, "#collateral-table tr[data-asset]")) == 2, 120, "both of Alice's claims on her page")
+    eventually(lambda: _count(browser, "#collateral-table tr[data-asset]") == 2, 120, "both of Alice's claims on her page")
     assert browser.execute_script("return window.__dashLoadedAt") == loaded
 
 
@@ -179,8 +211,8 @@ def test_an_accounts_margin_on_the_page_equals_get_margin(devnet: Devnet, browse
     browser.get(devnet.url + f"/accounts?address={alice}")
 
     def matches() -> bool:
-        detail = _css(browser, "#account-detail")[0]
-        node, height = detail.get_attribute("data-node"), detail.get_attribute("data-state-height")
+        detail = _read(browser, "#account-detail", "data-node", "data-state-height")[0]
+        node, height = detail["data-node"], detail["data-state-height"]
         if not node or not height:
             return False
         margin = _margin(devnet, node, alice)
@@ -190,16 +222,26 @@ def test_an_accounts_margin_on_the_page_equals_get_margin(devnet: Devnet, browse
         for mode in MODES:
             for kind in ("im", "mm", "required"):
                 figures[f"{mode}.{kind}"] = getattr(getattr(margin, mode), kind)
+        page = browser.execute_script(
+            """const out = {height: document.querySelector('#account-detail').getAttribute('data-state-height'), fields: {}, holdings: {}};
+            for (const e of document.querySelectorAll('#account-detail [data-field]')) if (!e.closest('#collateral-table, #positions-table, #whatif-result')) out.fields[e.getAttribute('data-field')] = e.getAttribute('data-value');
+            for (const row of document.querySelectorAll('#collateral-table tr[data-asset]')) {
+              const cells = {};
+              for (const e of row.querySelectorAll('[data-field]')) cells[e.getAttribute('data-field')] = e.getAttribute('data-value');
+              out.holdings[row.getAttribute('data-chain') + '/' + row.getAttribute('data-asset')] = cells;
+            }
+            return out;"""
+        )
+        if page["height"] != height:
+            return False  # redrawn in between: read again
         for field, expected in figures.items():
-            assert _value(browser, f'#account-detail [data-field="{field}"]') == expected, field
-        holdings = {(row.get_attribute("data-chain"), row.get_attribute("data-asset")): row for row in _css(browser, "#collateral-table tr[data-asset]")}
-        assert len(holdings) == len(margin.collateral)
+            assert float(page["fields"][field]) == expected, field
+        assert (page["fields"]["liquidatable"] == "true") == margin.liquidatable
+        assert len(page["holdings"]) == len(margin.collateral)
         for holding in margin.collateral:
-            row = holdings[(str(holding.chain_id), holding.asset)]
-            assert row.find_element("css selector", '[data-field="amount_units"]').get_attribute("data-value") == holding.amount_units
-            assert float(row.find_element("css selector", '[data-field="value"]').get_attribute("data-value")) == holding.value
-            assert float(row.find_element("css selector", '[data-field="haircut"]').get_attribute("data-value")) == holding.haircut
-        assert (_css(browser, '[data-field="liquidatable"]')[0].get_attribute("data-value") == "true") == margin.liquidatable
+            cells = page["holdings"][f"{holding.chain_id}/{holding.asset}"]
+            assert cells["amount_units"] == holding.amount_units
+            assert float(cells["value"]) == holding.value and float(cells["haircut"]) == holding.haircut
         return True
 
     eventually(matches, 60, "the page and GetMargin at the same state height", interval=0.3)
@@ -213,7 +255,7 @@ def test_the_what_if_form_returns_the_simulated_figures(devnet: Devnet, browser:
     browser.get(devnet.url + f"/accounts?address={alice}")
     from selenium.webdriver.support.ui import Select
 
-    eventually(lambda: _css(browser, "#position-rows .row") and _css(browser, "#account-detail")[0].get_attribute("hidden") is None, 30, "the what-if form")
+    eventually(lambda: _count(browser, "#position-rows .row") and not _read(browser, "#account-detail")[0]["hidden"], 30, "the what-if form")
     chain_a = devnet.manifest["chains"][0]["chain_id"]
     position = _css(browser, "#position-rows .row")[0]
     Select(position.find_element(By.NAME, "chain_id")).select_by_value(str(chain_a))
@@ -241,16 +283,16 @@ def test_the_what_if_form_returns_the_simulated_figures(devnet: Devnet, browser:
 
     def same_figures() -> bool:
         _css(browser, "#simulate")[0].click()
-        result = eventually(lambda: (r := _css(browser, "#whatif-result")[0]).get_attribute("hidden") is None and r.get_attribute("data-state-height") and r, 30, "the what-if answer")
-        assert _css(browser, "#whatif-message")[0].get_attribute("hidden") is not None, _css(browser, "#whatif-message")[0].text
-        expected = asyncio.run(simulate(result.get_attribute("data-node")))
-        if str(expected.state_height) != result.get_attribute("data-state-height"):
+        result = eventually(lambda: (r := _read(browser, "#whatif-result", "data-node", "data-state-height")[0]) and not r["hidden"] and r["data-state-height"] and r, 30, "the what-if answer")
+        assert _message(browser, "#whatif-message") == ""
+        expected = asyncio.run(simulate(result["data-node"]))
+        if str(expected.state_height) != result["data-state-height"]:
             return False
         assert _value(browser, '[data-field="after.equity"]') == expected.equity
         for mode in MODES:
             assert _value(browser, f'[data-field="after.{mode}.required"]') == getattr(expected, mode).required, mode
             assert _value(browser, f'[data-field="after.{mode}.mm"]') == getattr(expected, mode).mm, mode
-        assert "remove 1000000000 base units of USDC" in _css(browser, "#whatif-described")[0].text
+        assert "remove 1000000000 base units of USDC" in _read(browser, "#whatif-described")[0]["text"]
         return True
 
     eventually(same_figures, 90, "the page's what-if to equal SimulateMargin at one state height", interval=0.5)
@@ -261,8 +303,7 @@ def test_bad_input_gives_a_clear_message_never_a_traceback(devnet: Devnet, brows
     from selenium.webdriver.common.by import By
 
     def message() -> str:
-        box = _css(browser, "#message")[0]
-        return "" if box.get_attribute("hidden") is not None else str(box.text)
+        return _message(browser)
 
     browser.get(devnet.url + "/accounts?address=" + "0x" + "12" * 20)
     assert "knows no account 0x" + "12" * 20 in eventually(message, 20, "the unknown-account message")
@@ -270,21 +311,22 @@ def test_bad_input_gives_a_clear_message_never_a_traceback(devnet: Devnet, brows
     assert "'0x12' is not an account address" in eventually(message, 20, "the malformed-address message")
     _no_traceback(browser)
     browser.get(devnet.url + f"/accounts?address={demo.alice().lower()}")
-    eventually(lambda: _css(browser, "#position-rows .row"), 30, "the what-if form")
+    eventually(lambda: _count(browser, "#position-rows .row"), 30, "the what-if form")
     _css(browser, "#position-rows .row")[0].find_element(By.NAME, "qty").send_keys("lots")
     _css(browser, "#simulate")[0].click()
-    text = eventually(lambda: (box := _css(browser, "#whatif-message")[0]).get_attribute("hidden") is None and box.text, 20, "the what-if message")
+    text = eventually(lambda: _message(browser, "#whatif-message"), 20, "the what-if message")
     assert text == "position 1: qty must be a number, got 'lots'"
     _no_traceback(browser)
     screenshot(browser, "bad-what-if")
     # A dashboard whose only node is unreachable says so on every page.
     with served(DashConfig(nodes=(NodeTarget(name="gone", rpc=f"127.0.0.1:{free_port()}"),), poll_seconds=0.5)) as lonely:
         browser.get(lonely.url + "/")
-        eventually(lambda: _css(browser, 'tr.node-row[data-node="gone"][data-state="down"]'), 20, "the unreachable node shown down")
-        assert "is unreachable" in _css(browser, 'tr.node-row[data-node="gone"] [data-field="error"]')[0].text
+        eventually(lambda: _count(browser, 'tr.node-row[data-node="gone"][data-state="down"]'), 20, "the unreachable node shown down")
+        assert "is unreachable" in _read(browser, 'tr.node-row[data-node="gone"] [data-field="error"]')[0]["text"]
         browser.get(lonely.url + f"/accounts?address={demo.alice().lower()}")
         assert "no node answers" in eventually(message, 20, "the no-node message")
         _no_traceback(browser)
+        browser.get("about:blank")  # close the event streams before that dashboard stops
 
 
 def _executed_on_chain(devnet: Devnet) -> dict[str, str]:
@@ -321,15 +363,15 @@ def test_orders_and_capital_efficiency_follow_the_demo(devnet: Devnet, browser: 
     browser.get(devnet.url + "/orders")
     names = {node["name"] for node in devnet.manifest["nodes"]}
     for transaction, kind in executed.items():
-        row = eventually(lambda: _css(browser, f'#executed-table tr[data-tx="{transaction}"]'), 30, f"the executed {kind} {transaction}")[0]
-        assert row.get_attribute("data-kind") == kind
-        signers = [line.text.split(":")[0] for line in row.find_elements("css selector", ".sig")]
+        row = eventually(lambda: _read(browser, f'#executed-table tr[data-tx="{transaction}"]', "data-kind"), 30, f"the executed {kind} {transaction}")[0]
+        assert row["data-kind"] == kind
+        signers = [line["text"].split(":")[0] for line in _read(browser, f'#executed-table tr[data-tx="{transaction}"] .sig')]
         assert len(signers) >= devnet.manifest["node_set"]["threshold"] and set(signers) <= names, (kind, signers)
     _no_traceback(browser)
     screenshot(browser, "orders")
     browser.get(devnet.url + "/efficiency")
     eventually(lambda: (_value(browser, '[data-field="freed"]') or 0) > 0, 30, "collateral freed by portfolio margin")
-    assert _css(browser, '#efficiency-chart rect[data-series="portfolio"]')
+    assert _count(browser, '#efficiency-chart rect[data-series="portfolio"]')
     copy_for_docs(screenshot(browser, "capital-efficiency"), "capital-efficiency.png")
 
 
@@ -337,33 +379,36 @@ def test_the_risk_page_renders_the_backtest_report(devnet: Devnet, browser: Any)
     report = json.loads((Path(__file__).resolve().parents[2] / "docs" / "risk-v2" / "report.json").read_text())
     browser.get(devnet.url + "/risk")
     pairs = [(model, mode) for model in report["models"] for mode in report["models"][model]]
-    rows = eventually(lambda: (r := _css(browser, "#backtest-table tr[data-model]")) and len(r) == len(pairs) and r, 20, "the backtest rows")
-    assert [(row.get_attribute("data-model"), row.get_attribute("data-mode")) for row in rows] == pairs
+    rows = eventually(lambda: (r := _read(browser, "#backtest-table tr[data-model]", "data-model", "data-mode")) and len(r) == len(pairs) and r, 20, "the backtest rows")
+    assert [(row["data-model"], row["data-mode"]) for row in rows] == pairs
+    exceptions = [float(cell["data-value"]) for cell in _read(browser, '#backtest-table tr[data-model] [data-field="exceptions"]', "data-value")]
+    assert exceptions == [report["models"][model][mode]["exceptions"] for model, mode in pairs]
     for row, (model, mode) in zip(rows, pairs):
-        assert int(float(row.find_element("css selector", '[data-field="exceptions"]').get_attribute("data-value"))) == report["models"][model][mode]["exceptions"]
-        assert report["models"][model][mode]["traffic_light_worst"] in row.text
-    assert len(_css(browser, "#risk-chart rect")) == sum(len(book["relative_to_isolated"]) for book in report["efficiency"].values())
+        assert report["models"][model][mode]["traffic_light_worst"] in row["text"]
+    assert _count(browser, "#risk-chart rect") == sum(len(book["relative_to_isolated"]) for book in report["efficiency"].values())
     screenshot(browser, "risk")
 
 
 def test_a_killed_node_turns_red_within_seconds(devnet: Devnet, browser: Any, demo: Demo) -> None:
     browser.get(devnet.url + "/")
-    eventually(lambda: len(_css(browser, 'tr.node-row[data-state="ok"]')) == 4, 30, "four nodes up")
+    eventually(lambda: _count(browser, '#node-table tr.node-row[data-state="ok"]') == 4, 30, "four nodes up")
     loaded = browser.execute_script("return window.__dashLoadedAt")
     os.kill(devnet.node("node-3")["pid"], signal.SIGKILL)
     killed = time.monotonic()
-    eventually(lambda: _css(browser, '#node-table tr.node-row[data-node="node-3"][data-state="down"]'), 10, "node-3 shown down")
+    eventually(lambda: _count(browser, '#node-table tr.node-row[data-node="node-3"][data-state="down"]'), 10, "node-3 shown down", interval=0.05)
     took = time.monotonic() - killed
     assert took < 5.0, f"node-3 turned red {took:.1f} s after it was killed"
-    row = _css(browser, '#node-table tr.node-row[data-node="node-3"]')[0]
-    assert "unreachable" in row.text
-    assert row.find_element("css selector", "td").value_of_css_property("background-color") == "rgba(253, 228, 228, 1)"  # red
+    row = browser.execute_script(
+        "const r = document.querySelector('#node-table tr.node-row[data-node=\"node-3\"]');"
+        "return {text: r.textContent, background: getComputedStyle(r.querySelector('td')).backgroundColor};"
+    )
+    assert "unreachable" in row["text"] and row["background"] == "rgb(253, 228, 228)", row  # red
     assert _value(browser, '[data-field="nodes-up"]') == 3
-    assert len(_css(browser, 'tr.node-row[data-state="ok"]')) == 3
+    assert _count(browser, '#node-table tr.node-row[data-state="ok"]') == 3
     assert browser.execute_script("return window.__dashLoadedAt") == loaded
-    screenshot(browser, "node-set-one-down")
+    copy_for_docs(screenshot(browser, "node-set-one-down"), "node-set.png")
     # Asking for the dead node's view of an account reads another node, and says so.
     browser.get(devnet.url + f"/accounts?address={demo.alice().lower()}&node=node-3")
-    text = eventually(lambda: (box := _css(browser, "#message")[0]).get_attribute("hidden") is None and box.text, 20, "a message")
+    text = eventually(lambda: _message(browser), 20, "a message")
     assert text == "node-3 is down or unknown; reading node-0 instead"
-    assert _css(browser, "#account-detail")[0].get_attribute("data-node") == "node-0"
+    assert _read(browser, "#account-detail", "data-node")[0]["data-node"] == "node-0"

@@ -158,6 +158,7 @@ class Harness:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        self.processor.close()
         self.store.close()
 
     async def restart(self) -> None:

@@ -33,11 +33,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_backtest_writes_the_report(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     out = files["root"] / "report"
     status = main(["risk", "backtest", "--history", str(files["history"]), "--accounts", str(files["accounts"]), "--risk", str(files["risk"]),
-                   "--from", "2007-06-01", "--to", "2009-06-30", "--out", str(out)])
+                   "--from", "2007-06-01", "--to", "2009-06-30", "--out", str(out), "--forecasters", "har"])
     assert status == 0, capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())
     assert report["accounts"] == 18 and report["days"] > 500
-    assert set(report["models"]) == {"grid", "fhs"}
     assert set(report["models"]["grid"]) == {"isolated", "cross_siloed", "cross", "portfolio"}
     fhs = report["models"]["fhs"]["portfolio"]
     assert fhs["observations"] == report["days"] * 18
@@ -51,8 +50,15 @@ def test_backtest_writes_the_report(files: dict[str, Path], capsys: pytest.Captu
     # v2 nets the hedged pair's legs, which v1's grid margins one underlying at a time.
     hedged = report["efficiency"]["hedged-pair"]["relative_to_isolated"]
     assert hedged["fhs portfolio"] < hedged["grid portfolio"]
+    # FHS with HAR's volatility beside FHS with the EWMA's, on the same books and days.
+    assert set(report["models"]) == {"grid", "fhs", "fhs:har"}
+    side = report["forecasters"]
+    assert side["fhs"]["forecaster"] == "ewma" and side["fhs"]["required_relative_to_ewma"] == 1.0
+    assert side["fhs:har"]["forecaster"] == "har" and side["fhs:har"]["fallback_days"] == {"SPX": 0, "NDX": 0, "WTI": 0}
+    assert 0.5 < side["fhs:har"]["required_relative_to_ewma"] < 2.0
+    assert side["fhs:har"]["exceptions"] == report["models"]["fhs:har"]["portfolio"]["exceptions"]
     page = (out / "report.html").read_text()
-    assert len(re.findall(r'src="data:image/png;base64,', page)) >= 3
+    assert len(re.findall(r'src="data:image/png;base64,', page)) >= 3 and "FHS by volatility forecaster" in page
 
 
 def test_realised_loss_is_the_restruck_books_loss(files: dict[str, Path]) -> None:
@@ -70,7 +76,8 @@ def test_realised_loss_is_the_restruck_books_loss(files: dict[str, Path]) -> Non
 def test_shards_and_dask_workers_give_the_same_bits(files: dict[str, Path]) -> None:
     from crossclear.risk.distributed import client_for, run_on
 
-    spec = load_spec(files["history"], files["accounts"], files["risk"], "2008-01-01", "2008-06-30", None)
+    spec = load_spec(files["history"], files["accounts"], files["risk"], "2008-01-01", "2008-06-30", None, ("har",))
+    assert spec.columns[-1] == ("fhs:har", "portfolio")
     one = run_local(spec)
     split = run_local(spec, account_shards=5, day_shards=3)
     with client_for(workers=2) as client:

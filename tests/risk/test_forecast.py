@@ -164,3 +164,23 @@ def test_params_hash_is_per_fit(spx: np.ndarray) -> None:
     later = forecaster("har").fit(returns[:1501], SETTINGS)
     assert first.digest() == again.digest() != later.digest()
     assert combined_digest([first, later]) != combined_digest([later, first])
+
+
+def test_risk_es_with_a_forecaster_too_short_falls_back_in_one_line(example: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    document = json.loads(example["risk"].read_text())
+    assert main(["risk", "es", "--risk", str(example["risk"]), "--accounts", str(example["accounts"]), "--history", str(example["history"])]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    document["params"]["fhs_forecaster"] = "gjr_garch"
+    example["risk"].write_text(json.dumps(document))
+    assert main(["risk", "es", "--risk", str(example["risk"]), "--accounts", str(example["accounts"]), "--history", str(example["history"])]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip().endswith("ETH: gjr_garch needs at least 500 daily returns to fit, the history has 10; its volatility is the EWMA's")
+    assert len(captured.err.strip().splitlines()) == 1
+    forecast = json.loads(captured.out)
+    assert forecast["forecaster"]["name"] == "gjr_garch" and forecast["forecaster"]["fallbacks"][0]["underlying"] == "ETH"
+    for mine, theirs in zip(forecast["accounts"], plain["accounts"]):
+        assert mine["mm"] == pytest.approx(theirs["mm"], rel=1e-12)
+    document["params"]["fhs_forecaster"] = "garch"
+    example["risk"].write_text(json.dumps(document))
+    assert main(["risk", "es", "--risk", str(example["risk"]), "--accounts", str(example["accounts"]), "--history", str(example["history"])]) == 2
+    assert "params.fhs_forecaster: must be one of ewma, gjr_garch, har, lightgbm" in capsys.readouterr().err

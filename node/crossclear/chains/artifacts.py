@@ -31,7 +31,7 @@ def artifacts_dir() -> Path:
     configured = os.environ.get("CROSSCLEAR_ARTIFACTS")
     if configured:
         return Path(configured)
-    from crossclear.devnet.anvil import repo_root
+    from crossclear._paths import repo_root
 
     return repo_root() / "devnet" / "artifacts"
 

@@ -45,7 +45,9 @@ def describe_rpc_error(node: NodeTarget, error: grpc.aio.AioRpcError) -> str:
     code = error.code()
     details = " ".join((error.details() or "").split())
     if code == grpc.StatusCode.UNAVAILABLE:
-        return f"{node.name} ({node.rpc}) is unreachable: {details[:200]}"
+        # grpc's text names every address it tried; the last reason is the one a person needs.
+        reason = details.rsplit(": ", 1)[-1] if "Failed to connect" in details or "failed to connect" in details else details
+        return f"{node.name} ({node.rpc}) is unreachable: {reason[:200]}"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"{node.name} ({node.rpc}) did not answer in time"
     return f"{node.name} answered {code.name}: {details[:300]}"

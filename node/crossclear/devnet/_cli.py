@@ -29,7 +29,7 @@ from crossclear.devnet.manifest import (
 )
 from crossclear.devnet.accounts import funded_accounts, node_keys
 from crossclear.devnet.nodes import DEVNET_CLEARINGHOUSE_DOMAIN, deployed_chains, start_nodes
-from crossclear.devnet.runner import DEVNET_DASH_PORT, DEVNET_NODE_SET_SIZE, MAX_CHAINS, dash_port, start_dashboard, start_devnet
+from crossclear.devnet.runner import DEVNET_DASH_PORT, DEVNET_NODE_SET_SIZE, MAX_CHAINS, start_dashboard, start_devnet
 
 MAX_NODES = 16
 
@@ -123,7 +123,7 @@ def _up(args: argparse.Namespace) -> int:
         path = write_manifest(state_dir, manifest)
         if args.nodes and args.dash_port >= 0:
             # The dashboard reads the manifest just written; the manifest then names it too.
-            dash = start_dashboard(state_dir, dash_port(args.dash_port), progress=_progress)
+            dash = start_dashboard(state_dir, args.dash_port, progress=_progress)
             if dash is not None:
                 manifest["dash"] = dash.details
                 write_manifest(state_dir, manifest)

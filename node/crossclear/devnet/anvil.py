@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 
 from crossclear._net import LOOPBACK, free_tcp_port
+from crossclear._paths import repo_root
 
 #: The mnemonic anvil derives its funded dev accounts from unless told otherwise.
 DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
@@ -41,19 +42,6 @@ _running_lock = threading.Lock()
 
 class AnvilError(RuntimeError):
     """anvil could not be found, did not start, or did not answer in time."""
-
-
-def repo_root() -> Path:
-    """The repository checkout: `CROSSCLEAR_REPO_ROOT`, else the folder holding node_modules above this package."""
-    configured = os.environ.get("CROSSCLEAR_REPO_ROOT")
-    if configured:
-        return Path(configured).resolve()
-    here = Path(__file__).resolve()
-    for candidate in here.parents:
-        if (candidate / "node_modules").is_dir() and (candidate / "package.json").is_file():
-            return candidate
-    # The editable install keeps the package at <repo>/node/crossclear, so this is the best guess.
-    return here.parents[3]
 
 
 def anvil_binary() -> Path:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from crossclear.devnet.anvil import repo_root
+from crossclear._paths import repo_root
 
 MANIFEST_NAME = "devnet.json"
 LOCK_NAME = "devnet.lock"

@@ -19,7 +19,8 @@ from typing import IO, Any
 
 from crossclear._net import wait_for_port
 from crossclear.devnet.accounts import DevAccount
-from crossclear.devnet.anvil import _set_parent_death_signal, repo_root
+from crossclear._paths import repo_root
+from crossclear.devnet.anvil import _set_parent_death_signal
 from crossclear.devnet.deploy import Deployment
 from crossclear.node.topology import DeployedChain, allocate_ports, write_node_configs
 

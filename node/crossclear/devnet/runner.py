@@ -149,48 +149,34 @@ def _manifest(running: RunningDevnet, accounts: tuple[DevAccount, ...], nodes: t
 
 #: Where `devnet up` serves the dashboard unless that port is taken (then any free port).
 DEVNET_DASH_PORT = 8700
-#: How long the dashboard may take to open its port.
+#: How long the dashboard may take to start serving.
 DASH_START_TIMEOUT_SECONDS = 30.0
 
 
-def dash_port(preferred: int = DEVNET_DASH_PORT) -> int:
-    """`preferred` when nothing listens there, else a free port (0 always picks a free one)."""
-    import socket
+def start_dashboard(state_dir: Path, port: int = DEVNET_DASH_PORT, progress: Callable[[str], None] = print) -> Any:
+    """Start `crossclear dash` for the devnet whose manifest is in `state_dir`, on 127.0.0.1:`port`
+    (any free port when `port` is 0 or taken).
 
-    from crossclear._net import LOOPBACK, free_tcp_port
+    Returns the running process (a `devnet.nodes.ManagedProcess` whose `details` hold `url`,
+    `pid` and `log`), or None when it did not come up: the devnet runs on without it, and says so."""
+    import re
 
-    if preferred == 0:
-        return free_tcp_port()
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((LOOPBACK, preferred))
-        except OSError:
-            return free_tcp_port()
-    return preferred
-
-
-def start_dashboard(state_dir: Path, port: int, progress: Callable[[str], None] = print) -> Any:
-    """Start `crossclear dash` for the devnet whose manifest is in `state_dir`, on 127.0.0.1:`port`.
-
-    Returns the running process (a `devnet.nodes.ManagedProcess`, with `details["url"]`), or
-    None when it did not come up: the devnet runs on without its dashboard, and says so."""
-    from crossclear._net import wait_for_port
     from crossclear.devnet.nodes import _spawn
 
     log_path = state_dir / "dash.log"
-    log_path.unlink(missing_ok=True)
     started = time.monotonic()
-    managed = _spawn("dash", ["dash", "--state-dir", str(state_dir), "--port", str(port)], log_path)
-    try:
-        wait_for_port(port, timeout_seconds=DASH_START_TIMEOUT_SECONDS)
-    except TimeoutError:
+    for attempt in ([port, 0] if port != 0 else [0]):
+        log_path.unlink(missing_ok=True)
+        managed = _spawn("dash", ["dash", "--state-dir", str(state_dir), "--port", str(attempt)], log_path)
+        deadline = time.monotonic() + DASH_START_TIMEOUT_SECONDS
+        # The dashboard prints its URL once it holds its port; it exits at once when the port is taken.
+        while managed.running and time.monotonic() < deadline:
+            match = re.search(r"serving (http://127\.0\.0\.1:\d+/)", log_path.read_text() if log_path.exists() else "")
+            if match:
+                managed.details = {"url": match.group(1), "pid": managed.process.pid, "log": str(log_path)}
+                progress(f"  started the dashboard in {time.monotonic() - started:.1f} s")
+                return managed
+            time.sleep(0.1)
         managed.stop()
-        progress(f"  the dashboard did not start within {DASH_START_TIMEOUT_SECONDS:.0f} s; see {log_path} (the devnet runs without it)")
-        return None
-    if not managed.running:
-        managed.stop()
-        progress(f"  the dashboard exited at start; see {log_path} (the devnet runs without it)")
-        return None
-    managed.details = {"url": f"http://127.0.0.1:{port}/", "pid": managed.process.pid, "log": str(log_path)}
-    progress(f"  started the dashboard in {time.monotonic() - started:.1f} s")
-    return managed
+    progress(f"  the dashboard did not start; see {log_path} (the devnet runs without it)")
+    return None

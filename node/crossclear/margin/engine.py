@@ -24,7 +24,10 @@ def _holders(
 ) -> list[AccountIndices]:
     """For each key (an underlying or an asset), the sorted accounts with a row on it."""
     # One sort over (key, owner) pairs, then split per key: no Python loop over rows.
-    pairs = np.unique(key_of_row.astype(np.int64) * accounts + owner_of_row)
+    # np.unique sorts through a slow generic path here; a plain sort and a neighbour test give
+    # the same sorted distinct pairs tens of times faster at a million accounts.
+    codes = np.sort(key_of_row.astype(np.int64) * accounts + owner_of_row)
+    pairs = codes[np.concatenate(([True], codes[1:] != codes[:-1]))] if codes.size else codes
     keys = pairs // max(accounts, 1)
     owners = pairs % max(accounts, 1)
     boundaries = np.searchsorted(keys, np.arange(key_count + 1))

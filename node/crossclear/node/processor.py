@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ import numpy as np
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from crossclear._tasks import lower_this_thread_priority
 from crossclear.attest import Observation as SignedFact
 from crossclear.attest import ObservationKind
 from crossclear.chains.interface import InstrumentKind, PriceUpdated, Released, Seized, Traded
@@ -187,6 +189,8 @@ class Processor:
         self._is_certified = is_certified
         self._chain_healthy = chain_healthy
         self.queue: asyncio.Queue[Message] = asyncio.Queue(QUEUE_LIMIT)
+        # One low-priority worker for recomputes: reads keep the CPU while the kernel runs.
+        self._publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="margin-publish", initializer=lower_this_thread_priority)
         self.ledger = Ledger()
         self._views: dict[int, _ChainView] = {chain_id: _ChainView() for chain_id in config.chains}
         self._roots: set[tuple[int, bytes, bytes]] = set()
@@ -235,6 +239,10 @@ class Processor:
             pending_payouts=len(self.ledger.pending_payouts),
             ignored_events=self.ignored_events,
         )
+
+    def close(self) -> None:
+        """Release the recompute worker (call after the run task stopped)."""
+        self._publisher.shutdown(wait=True, cancel_futures=True)
 
     # --- start -----------------------------------------------------------------------------
 
@@ -378,7 +386,7 @@ class Processor:
     async def _publish(self) -> None:
         stale = self._stale_feeds()
         # The kernel releases the GIL: readers keep serving the previous snapshot meanwhile.
-        snapshot = await asyncio.to_thread(self._state.publish, stale)
+        snapshot = await asyncio.get_running_loop().run_in_executor(self._publisher, self._state.publish, stale)
         self.snapshot = snapshot
         for observer in self.snapshot_observers:
             observer(snapshot)
@@ -570,11 +578,15 @@ class Processor:
         self._sweep(payments)
         if event.is_close_out:
             self._closed_out(maker, instrument, event.close_out_id)
+        for account in (maker, taker):
+            # A flat account that still owes (it closed out, or closed its own position while
+            # insolvent) goes down the waterfall at once.
+            if self.ledger.settlement_of(account) < 0 and not any(account in sizes for sizes in self._open.values()):
+                self._default(account)
         self._emit("trade")
 
     def _closed_out(self, account: str, instrument: str, close_out_id: bytes) -> None:
-        """A close-out trade of `account` was certified: the next close-out of that instrument gets
-        a new id, and once the account is flat its debt goes down the waterfall."""
+        """A close-out trade of `account` was certified: the next close-out of that instrument gets a new id."""
         key = (account, instrument)
         if close_out_id == _close_out_id(account, instrument, self._close_out_nonces.get(key, 0)):
             self._close_out_nonces[key] = self._close_out_nonces.get(key, 0) + 1
@@ -582,8 +594,6 @@ class Processor:
         if close_out_id in self._close_outs:
             del self._close_outs[close_out_id]
             self._store.drop_close_out(close_out_id)
-        if not any(account in sizes for sizes in self._open.values()) and self.ledger.settlement_of(account) < 0:
-            self._default(account)
 
     def _default(self, account: str) -> None:
         """Cover a flat account's debt: its own cash, its other collateral taken by the fund at the

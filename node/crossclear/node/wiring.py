@@ -241,6 +241,7 @@ class Node:
         for adapter in self.adapters.values():
             await adapter.close()
         await self.metrics.close()
+        self.processor.close()
         self.store.close()
 
     # --- requests to the processor -----------------------------------------------------------

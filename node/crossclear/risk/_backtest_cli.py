@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import math
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from crossclear._errors import UsageError
 from crossclear.margin._json import _read_json
 from crossclear.margin._model import FloatArray
 from crossclear.risk import books, synthetic
 from crossclear.risk._history import read_history, write_history
+from crossclear.risk._model import History
 from crossclear.risk._inputs import parse_es_inputs
 from crossclear.risk.backtest import BacktestArrays, BacktestSpec, forecast_sigmas, run_local, select_days
 from crossclear.risk.forecast import FORECASTER_NAMES
@@ -45,6 +50,9 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     history.add_argument("--to", dest="stop", metavar="YYYY-MM-DD", help="arch: last date")
     history.add_argument("--days", type=int, default=3000, help="synthetic: days to generate (default 3000)")
     history.add_argument("--seed", type=int, default=2020, help="synthetic: seed (default 2020)")
+    history.add_argument("--columns", help="synthetic: output columns, NAME (a generated series: BTC, ETH, SOL) or NAME=SERIES (a copy under another name), e.g. ETH,BTC,WETH=ETH")
+    history.add_argument("--end-prices", help="synthetic: NAME=PRICE,... rescale these columns to end at PRICE (returns unchanged)")
+    history.add_argument("--last-date", metavar="YYYY-MM-DD", help="synthetic: date of the last row (default: the generator's calendar from 2016-01-01)")
     history.set_defaults(handler=run_history)
 
     standard = actions.add_parser("books", help="write RISK and ACCOUNTS files of the standard backtest books")
@@ -132,10 +140,53 @@ def run_history(args: argparse.Namespace) -> int:
     else:
         if args.days < 2:
             raise UsageError("--days must be at least 2")
-        history = synthetic.generate(args.days, args.seed).history
+        history = _shape(synthetic.generate(args.days, args.seed).history, args.columns, args.end_prices, args.last_date)
     write_history(args.out, history.dates, history.names, history.closes)
     print(json.dumps({"out": str(args.out), "rows": len(history.dates), "from": history.dates[0], "to": history.dates[-1], "columns": list(history.names)}))
     return 0
+
+
+def _pairs(text: str, option: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        name, _, value = item.partition("=")
+        pairs.append((name.strip(), value.strip()))
+    if not pairs:
+        raise UsageError(f"{option} names nothing")
+    return pairs
+
+
+def _shape(history: History, columns: str | None, end_prices: str | None, last_date: str | None) -> History:
+    """The generated history with chosen, renamed, rescaled columns and a moved calendar (a
+    node's HISTORY file: its columns are the RISK file's names and it ends where live prices start)."""
+    names, closes, dates = history.names, history.closes, history.dates
+    if columns:
+        chosen = _pairs(columns, "--columns")
+        for name, source in chosen:
+            if (source or name) not in names:
+                raise UsageError(f"--columns: {source or name!r} is not a generated series (those are {', '.join(names)})")
+        closes = np.column_stack([history.closes[:, names.index(source or name)] for name, source in chosen])
+        names = tuple(name for name, _ in chosen)
+    if end_prices:
+        closes = closes.copy()
+        for name, value in _pairs(end_prices, "--end-prices"):
+            if name not in names:
+                raise UsageError(f"--end-prices: no column {name!r} (columns: {', '.join(names)})")
+            try:
+                price = float(value)
+            except ValueError:
+                raise UsageError(f"--end-prices: {name}={value!r} is not a number") from None
+            if not math.isfinite(price) or price <= 0:
+                raise UsageError(f"--end-prices: {name} must end at a positive price, got {value!r}")
+            column = names.index(name)
+            closes[:, column] = closes[:, column] * (price / closes[-1, column])
+    if last_date:
+        try:
+            end = datetime.date.fromisoformat(last_date)
+        except ValueError:
+            raise UsageError(f"--last-date {last_date!r} is not an ISO date (YYYY-MM-DD)") from None
+        dates = tuple((end - datetime.timedelta(days=len(dates) - 1 - k)).isoformat() for k in range(len(dates)))
+    return History(dates=dates, names=names, closes=np.ascontiguousarray(closes))
 
 
 def run_books(args: argparse.Namespace) -> int:

@@ -30,6 +30,13 @@
     if (!seconds) return "–";
     return new Date(seconds * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
   }
+  // A recent chain time as "08:38:12 UTC · 3 s ago"; an older one with its date.
+  function clock(seconds) {
+    if (!seconds) return "–";
+    const full = utc(seconds);
+    const recent = Math.abs(Date.now() / 1000 - seconds) < 43200;
+    return (recent ? full.slice(11) : full) + " · " + ago(seconds);
+  }
   function ago(seconds) {
     if (!seconds) return "";
     const s = Math.round(Date.now() / 1000 - seconds);
@@ -128,13 +135,12 @@
       tr.appendChild(el("td", null, el("strong", { text: node.name }), el("div", { cls: "muted mono", text: node.rpc })));
       tr.appendChild(el("td", null, badge(node.health === "down" ? "DOWN" : node.health, node.health)));
       if (!s) {
-        const since = node.down_since ? "down " + ago(node.down_since) : "down";
-        const seen = node.last_seen ? "; last answered " + ago(node.last_seen) : "";
-        for (let i = 0; i < 10; i++) tr.appendChild(td(i === 0 ? "–" : ""));
-        tr.appendChild(td(since + seen + ": " + (node.error || "no answer"), { "data-field": "error" }));
+        const since = node.down_since ? "down since " + ago(node.down_since) : "down";
+        const seen = node.last_seen ? " (last answered " + ago(node.last_seen) + ")" : "";
+        tr.appendChild(td(since + seen + ": " + (node.error || "no answer"), { "data-field": "error", colspan: 11 }));
         return tr;
       }
-      tr.appendChild(td(shortHex(s.node_address), { cls: "mono", title: s.node_address }));
+      tr.appendChild(td(shortHex(s.node_address), { cls: "mono nowrap", title: s.node_address }));
       tr.appendChild(numTd(int(s.connected_peers), "peers", s.connected_peers));
       tr.appendChild(numTd(int(s.state_height), "state_height", s.state_height));
       tr.appendChild(numTd(int(s.accounts), "accounts", s.accounts));
@@ -161,19 +167,19 @@
     const metricRows = [];
     for (const node of doc.nodes) {
       if (!node.status) {
-        chainRows.push(el("tr", { cls: "node-row state-down", "data-node": node.name }, td("–"), td(node.name), el("td", { colspan: 10 }, badge("DOWN", "down"), " " + (node.error || ""))));
+        chainRows.push(el("tr", { cls: "node-row state-down", "data-node": node.name }, td("–"), td(node.name, { cls: "nowrap" }), el("td", { colspan: 10 }, badge("DOWN", "down"), " " + (node.error || ""))));
         continue;
       }
       for (const c of node.status.chains) {
         chainRows.push(el("tr", { "data-node": node.name, "data-chain": c.chain_id },
-          td(c.network + " (" + c.chain_id + ")"), td(node.name),
+          td(c.network + " (" + c.chain_id + ")", { cls: "nowrap" }), td(node.name, { cls: "nowrap" }),
           el("td", null, badge(c.health, c.health === "ok" ? "ok" : c.health)),
           numTd(int(c.head), "head", c.head), numTd(int(c.finalized), "finalized", c.finalized),
           el("td", { cls: "num", "data-field": "finality_lag", "data-value": String(c.finality_lag) }, c.finality_lag > 10 ? badge(int(c.finality_lag) + " blocks", "warning") : document.createTextNode(int(c.finality_lag) + " blocks")),
           td(c.finality), numTd(int(c.applied_block), "applied_block", c.applied_block),
           el("td", { cls: "num", "data-field": "apply_lag", "data-value": String(Math.max(0, c.finalized - c.applied_block)) },
             c.finalized - c.applied_block > 10 ? badge(int(c.finalized - c.applied_block) + " behind", "warning") : document.createTextNode(int(Math.max(0, c.finalized - c.applied_block)))),
-          td(utc(c.chain_time) + (c.chain_time ? " (" + ago(c.chain_time) + ")" : "")),
+          td(clock(c.chain_time), { cls: "nowrap" }),
           numTd(int(c.waiting_blocks), "waiting_blocks", c.waiting_blocks), numTd(int(c.certificates), "chain_certificates", c.certificates)));
       }
       if (node.metrics) {
@@ -203,9 +209,9 @@
   }
 
   // ---- accounts ----------------------------------------------------------------------------
-  function accountLink(address) {
+  function accountLink(address, short) {
     const node = new URLSearchParams(location.search).get("node");
-    return el("a", { href: "/accounts?address=" + encodeURIComponent(address) + (node ? "&node=" + encodeURIComponent(node) : ""), cls: "mono", text: address });
+    return el("a", { href: "/accounts?address=" + encodeURIComponent(address) + (node ? "&node=" + encodeURIComponent(node) : ""), cls: "mono", title: address, text: short ? shortHex(address) : address });
   }
 
   function renderAccountList(doc) {
@@ -262,6 +268,10 @@
     if (!$("position-rows").children.length) resetWhatIf(m);
   }
 
+  function chainShort(id) {
+    const chain = settings.chains.find(c => c.chain_id === id);
+    return chain ? chain.network : String(id);
+  }
   function chainName(id) {
     const chain = settings.chains.find(c => c.chain_id === id);
     return chain ? chain.network + " (" + id + ")" : String(id);
@@ -426,14 +436,14 @@
     showMessage("message", doc.errors.length ? doc.errors.join("\n") : "", "error");
     $("pending-source").textContent = "· asked " + (doc.asked.join(", ") || "no node (none answers)") + " · quorum " + doc.quorum;
     fill($("pending-table").tBodies[0], doc.pending_seizes.map(o => el("tr", { "data-seize": o.seize_id },
-      el("td", null, accountLink(o.account)), td(chainName(o.chain_id)), td(shortHex(o.token), { cls: "mono", title: o.token }),
+      el("td", null, accountLink(o.account, true)), td(chainShort(o.chain_id), { cls: "nowrap" }), td(shortHex(o.token), { cls: "mono", title: o.token }),
       el("td", { cls: "num mono", text: o.amount_units }),
       td(money(o.equity) + " / " + money(o.maintenance)), td(utc(o.deadline) + " (" + ago(o.deadline) + ")"),
       el("td", null, badge(o.signers.length + " of " + o.quorum + (o.has_quorum ? " · quorum" : ""), o.has_quorum ? "ok" : "warning"), o.paid_on_chain ? el("div", { cls: "muted", text: "paid on chain; waiting for certification" }) : null),
       el("td", null, signatureList(o.signatures)))), "no seize order pending: no account is below maintenance");
     fill($("executed-table").tBodies[0], doc.executed.map(e => el("tr", { "data-kind": e.kind, "data-tx": e.tx_hash },
-      el("td", null, badge(e.kind, e.kind === "release" ? "ok" : "bad")), td(chainName(e.chain_id)), numTd(int(e.block), "block", e.block),
-      td(e.tx_hash, { cls: "mono", "data-field": "tx_hash" }), el("td", null, accountLink(e.account)),
+      el("td", { cls: "nowrap" }, badge(e.kind, e.kind === "release" ? "ok" : "bad")), td(chainShort(e.chain_id), { cls: "nowrap" }), numTd(int(e.block), "block", e.block),
+      td(shortHex(e.tx_hash, 14, 8), { cls: "mono nowrap", title: e.tx_hash, "data-field": "tx_hash" }), el("td", null, accountLink(e.account, true)),
       el("td", { cls: "num", text: e.description || ((e.decimals ? num(Number(e.amount_units) / Math.pow(10, e.decimals)) : e.amount_units) + " " + e.asset) }),
       td(shortHex(e.recipient), { cls: "mono", title: e.recipient }), el("td", null, signatureList(e.signatures)))),
       doc.chains.length ? "nothing executed yet" : "no chain configured: executed orders are read from the vaults (run from a devnet manifest or pass --chain)");

@@ -1,4 +1,6 @@
-"""`crossclear margin`: margin for every account of an ACCOUNTS file under a RISK file."""
+"""`crossclear margin`: margin for every account of an ACCOUNTS file under a RISK file, or from a running node.
+
+A command-line module: it sits above both the margin package and the node API client."""
 
 from __future__ import annotations
 
@@ -10,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from crossclear._errors import UsageError
+from crossclear.margin import Mode, compute_margin
 from crossclear.margin._json import load_inputs, result_to_json
-from crossclear.margin._kernel_api import compute_margin
-from crossclear.margin._model import Mode
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
