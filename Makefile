@@ -14,6 +14,8 @@ NATIVE_SOURCES := $(wildcard native/*/*.c native/*/*.h native/*/build_ffi.py)
 .PHONY: setup system-packages test devnet bench bench-risk typecheck sanitize clean
 
 setup: $(PIP_STAMP) $(NPM_STAMP)
+	@# tests/netns puts each node in its own network namespace with iproute2's `ip` (as root).
+	@command -v ip >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq iproute2; }
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -2,6 +2,7 @@
 this node's head are dropped, and counted, before any signature is recovered."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,26 @@ def test_admitted_items_are_verified_after_the_budget_was_charged(recoveries: li
     verified = check(opened)
     assert [v.observation.block_number for v in verified] == [HEAD]
     assert len(recoveries) == 1
+
+
+def test_drops_reach_prometheus_by_reason(tmp_path: Path) -> None:
+    import asyncio
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from crossclear.attest import AttestationCollector, AttestationNode, NodeConfig
+
+    async def scenario() -> str:
+        node = AttestationNode(NodeConfig(key=KEYS[0], node_set=node_set(4), store_path=tmp_path / "node.sqlite", p2p_port=0))
+        node.network.guard.count_drop("recovery_budget")
+        node._attestation_check.dropped["too_new"] = 3
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(AttestationCollector(node))
+        text = generate_latest(registry).decode()
+        node.store.close()
+        return text
+
+    text = asyncio.run(scenario())
+    assert 'crossclear_gossip_dropped_total{reason="recovery_budget"} 1.0' in text
+    assert 'crossclear_observations_dropped_total{reason="too_new"} 3.0' in text
+    assert "crossclear_attestation_database_bytes" in text

@@ -73,6 +73,7 @@ class FakeNode:
         self.simulated: list[margin_pb2.SimulateMarginRequest] = []
         self.certificates = 10
         self.seize_orders: list[liquidation_pb2.SignedSeizeOrder] = []
+        self.close_outs: list[liquidation_pb2.SignedCloseOut] = []
         self._changed: asyncio.Event | None = None
         self._loop = asyncio.new_event_loop()
         self._server: grpc.aio.Server | None = None
@@ -150,6 +151,9 @@ class FakeNode:
         class Liquidations(liquidation_pb2_grpc.LiquidationServiceServicer):
             async def ListSeizeOrders(self, request: Any, context: Any) -> liquidation_pb2.ListSeizeOrdersResponse:
                 return liquidation_pb2.ListSeizeOrdersResponse(orders=node.seize_orders)
+
+            async def ListCloseOuts(self, request: Any, context: Any) -> liquidation_pb2.ListCloseOutsResponse:
+                return liquidation_pb2.ListCloseOutsResponse(orders=node.close_outs)
 
         node_pb2_grpc.add_NodeServiceServicer_to_server(Status(), server)
         margin_pb2_grpc.add_MarginServiceServicer_to_server(Margin(), server)

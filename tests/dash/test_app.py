@@ -144,3 +144,73 @@ def test_the_risk_report_is_read_and_reread_when_it_changes(tmp_path: Path) -> N
         report.write_text(REPORT.read_text())
         document = eventually(lambda: (d := get_json(dash.url + "/api/risk")[1]).get("report") and d, 8, "the report after it was fixed")
         assert document["report"]["models"]["fhs"]["portfolio"]["traffic_light_worst"] == json.loads(REPORT.read_text())["models"]["fhs"]["portfolio"]["traffic_light_worst"]
+
+
+def test_the_page_script_parses_and_loads_nothing_from_elsewhere() -> None:
+    import shutil
+    import subprocess
+
+    static = Path(__file__).resolve().parents[2] / "node" / "crossclear" / "dash" / "static"
+    script = (static / "dash.js").read_text()
+    node = shutil.which("node")
+    if node is not None:
+        result = subprocess.run([node, "--check", str(static / "dash.js")], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+    from crossclear.dash import pages
+    from crossclear.dash.config import DashConfig, NodeTarget
+
+    config = DashConfig(nodes=(NodeTarget(name="<b>n</b>", rpc="127.0.0.1:1"),))
+    for name in ("nodes", "accounts", "efficiency", "orders", "risk"):
+        html = pages.render(name, config, {})
+        assert "<b>n</b>" not in html  # node names are escaped
+        if name == "accounts":
+            assert "&lt;b&gt;n&lt;/b&gt;" in html
+        for text in (html, script, (static / "dash.css").read_text()):
+            assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "https://" not in text and "//cdn" not in text
+
+
+def test_the_readme_shows_the_dashboard_screenshots() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    readme = (repo / "README.md").read_text()
+    for image in ("docs/dashboard/node-set.png", "docs/dashboard/capital-efficiency.png"):
+        assert f"]({image})" in readme and (repo / image).stat().st_size > 10_000, image
+
+
+def test_pending_orders_count_only_signatures_that_verify(fake: FakeNode) -> None:
+    from eth_account import Account
+
+    from crossclear.chains.interface import InstrumentKind
+    from crossclear.chains.market_orders import CloseOut, MarketDomain, sign_close_out
+    from crossclear.chains.vault_orders import SeizeOrder, VaultDomain, sign
+    from crossclear.v1 import liquidation_pb2
+
+    keys = [Account.from_key(bytes([index + 1]) * 32) for index in range(4)]
+    vault, market, token = "0x" + "11" * 20, "0x" + "22" * 20, "0x" + "33" * 20
+    seize = SeizeOrder(seize_id=b"\x05" * 32, account=Account.from_key(b"\x09" * 32).address, token=Account.from_key(b"\x0a" * 32).address, amount=10**9, recipient=keys[0].address, deadline=2_000_000_000)
+    close_out = CloseOut(
+        close_out_id=b"\x07" * 32, account=seize.account, underlying=seize.token, kind=InstrumentKind.PERPETUAL, strike=0, expiry=0, is_call=False,
+        account_size=-(10**18), mark=2100 * 10**18, max_discount_bps=500, start=1_900_000_000, deadline=1_900_000_600,
+    )
+    for index, key in enumerate(keys[:3]):
+        signature = sign(VaultDomain(31001, vault), seize, bytes(key.key))
+        if index == 2:
+            signature = signature[:10] + bytes([signature[10] ^ 1]) + signature[11:]  # tampered: recovers someone else
+        fake.seize_orders.append(liquidation_pb2.SignedSeizeOrder(
+            chain_id=31001, vault=vault, seize_id=seize.seize_id, account=seize.account, token=seize.token, amount=str(seize.amount),
+            recipient=seize.recipient, signer=key.address, signature=signature, equity=100.0, maintenance=400.0, state_height=9, deadline=seize.deadline,
+        ))
+        fake.close_outs.append(liquidation_pb2.SignedCloseOut(
+            chain_id=31001, market=market, close_out_id=close_out.close_out_id, account=close_out.account, underlying=close_out.underlying, kind=0, strike="0",
+            expiry=0, is_call=False, account_size=str(close_out.account_size), mark=str(close_out.mark), max_discount_bps=500, start=close_out.start,
+            deadline=close_out.deadline, signer=key.address, signature=sign_close_out(MarketDomain(31001, market), close_out, bytes(key.key)),
+            equity=100.0, maintenance=400.0, state_height=9,
+        ))
+    with served(_config(NodeTarget(name="fake-0", rpc=fake.address))) as dash:
+        document = eventually(lambda: (d := get_json(dash.url + "/api/orders")[1]).get("pending_seizes") and d, 10, "the pending orders")
+        assert document["errors"] == []
+        (pending,) = document["pending_seizes"]
+        assert [s["verified"] for s in pending["signatures"]] == [True, True, False]
+        assert len(pending["signers"]) == 2 and pending["quorum"] == 1 and pending["has_quorum"]
+        (close,) = document["pending_close_outs"]
+        assert all(s["verified"] for s in close["signatures"]) and len(close["signers"]) == 3
+        assert close["description"].startswith("-1 ") and "from mark 2,100.00" in close["description"]

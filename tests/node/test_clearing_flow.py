@@ -202,3 +202,26 @@ def test_the_waterfall_uses_the_defaulters_collateral_then_the_fund_then_the_win
         await node.stop()
 
     run(body)
+
+
+def test_with_no_fund_the_winners_take_the_defaulters_collateral_before_any_deleveraging(tmp_path: Path) -> None:
+    async def body() -> None:
+        node = await defaulted(tmp_path, fund=0.0)
+        ledger = node.processor.ledger
+        number = 4
+        for _ in range(3):
+            orders = await node.sign_close_outs()
+            if not orders:
+                break
+            order = orders[0].order
+            when = order.start + 1 + number
+            fill = auction_price(order, when)
+            await block(node, number, when, [trade(number, 0, when, OWNER, BACKSTOP, order.account_size / 10**18, fill / 10**18, trade_id=number, close_out_id=order.close_out_id)])
+            number += 1
+        steps = node.store.defaults()[-1][2]
+        assert "collateral_to_winner" in steps
+        assert ledger.balance((OWNER, CHAIN, "WETH")) < 5 * 10**17  # the WETH went to the winner first
+        assert ledger.conservation_failures() == []
+        await node.stop()
+
+    run(body)

@@ -63,3 +63,22 @@ def test_synthetic_paths_meet_the_calibration_targets() -> None:
     # The default seed's path, the one the docs' crypto backtest uses, meets them on its own.
     default = statistics(generate(3000, 2020).history)
     assert 0.045 <= default.daily_std["ETH"] <= 0.065 and default.kurtosis["ETH"] > 10 and default.worst_day["ETH"] <= -0.3
+
+
+def test_synthetic_history_for_a_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from crossclear._cli import main
+    from crossclear.risk._history import read_history
+
+    out = tmp_path / "h.csv"
+    assert main(["risk", "history", "synthetic", "--out", str(out), "--days", "50", "--columns", "ETH,BTC,WETH=ETH",
+                 "--end-prices", "ETH=3000,BTC=60000", "--last-date", "2026-11-29"]) == 0
+    history = read_history(out)
+    assert history.names == ("ETH", "BTC", "WETH") and history.dates[-1] == "2026-11-29" and len(history.dates) == 50
+    assert history.closes[-1, 0] == pytest.approx(3000.0) and history.closes[-1, 1] == pytest.approx(60000.0)
+    plain = generate(50, 2020).history
+    eth = plain.closes[:, plain.column("ETH")]
+    assert np.allclose(np.diff(np.log(history.closes[:, 0])), np.diff(np.log(eth)), rtol=0, atol=1e-12)
+    assert np.array_equal(history.closes[:, 2], eth)  # a copy, not rescaled
+    capsys.readouterr()
+    assert main(["risk", "history", "synthetic", "--out", str(out), "--columns", "DOGE"]) == 2
+    assert "'DOGE' is not a generated series" in capsys.readouterr().err

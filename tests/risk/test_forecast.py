@@ -22,8 +22,10 @@ from crossclear.risk.forecast import (
     ForecastError,
     ForecastSettings,
     GjrGarch,
+    Fitted,
     combined_digest,
     fallback_forecast,
+    fit_columns,
     forecaster,
     sigma_forecast,
     walk_forward,
@@ -50,7 +52,9 @@ def test_a_forecast_never_sees_the_future(spx: np.ndarray, name: str) -> None:
     after = walk_forward(perturbed, name, first, last, SETTINGS)
     seen = cut - first + 1  # decision rows first..cut saw closes up to cut only
     assert after.variance[:seen].tobytes() == before.variance[:seen].tobytes()
-    assert np.all(after.variance[seen:] != before.variance[seen:])  # the test can tell
+    # The test can tell: later forecasts moved (not every one: GJR-GARCH's fitted alpha is about
+    # 0 on the S&P 500, so a positive return leaves its variance where it was).
+    assert np.mean(after.variance[seen:] != before.variance[seen:]) > 0.5
 
 
 def test_gjr_garch_matches_arch_forecast(spx: np.ndarray) -> None:
@@ -70,12 +74,20 @@ def test_gjr_garch_matches_arch_forecast(spx: np.ndarray) -> None:
 
 
 def _digests(closes: np.ndarray) -> list[str]:
-    returns = np.diff(np.log(closes))
-    return [forecaster(name).fit(returns[:1500], SETTINGS).digest() for name in FORECASTER_NAMES]
+    """Every forecaster fitted as the node fits it (fit_columns)."""
+    digests = []
+    for name in FORECASTER_NAMES:
+        fitted = fit_columns(closes[:, None], [0], name, SETTINGS, 1500)[0]
+        assert isinstance(fitted, Fitted), fitted
+        digests.append(fitted.digest())
+    return digests
 
 
-def test_fits_are_bitwise_the_same_in_another_process(spx: np.ndarray) -> None:
+def test_fits_are_bitwise_the_same_in_another_process(spx: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     here = _digests(spx)
+    # The other process starts its BLAS on one thread (as Dask's workers and a 1-core node do);
+    # arch's GARCH fit would give other bits there if fits did not hold the BLAS to one thread.
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         there = pool.apply(_digests, (spx,))
     assert here == there

@@ -22,11 +22,6 @@ def test_order_own_cash_then_fund_then_largest_winner() -> None:
     assert left == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: with the insurance fund empty, cover_shortfall leaves the defaulter's non-settlement "
-    "collateral untouched and deleverages winners instead (DESIGN: its collateral covers the "
-    "loss, then the fund, then auto-deleveraging as a last resort)"
-))
 def test_winners_are_not_deleveraged_while_the_defaulter_still_holds_collateral() -> None:
     # The defaulter owes 1,000 USDC and holds 1 ETH (worth 3,000); the fund is empty.
     steps, left = cover_shortfall(

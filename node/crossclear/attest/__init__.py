@@ -6,6 +6,7 @@ from crossclear.attest._aggregator import Certificate, IngestReport, ingest
 from crossclear.attest._claim_gate import ClaimBudget, ClaimGate
 from crossclear.attest._eip712 import SigningDomain, observation_digest
 from crossclear.attest._keys import InvalidSignature, NodeKey, recover_signer
+from crossclear.attest._metrics import AttestationCollector
 from crossclear.attest._node import AttestationNode, NodeConfig, NodeStatus
 from crossclear.attest._node_set import NodeSet
 from crossclear.attest._observation import MalformedObservation, Observation, ObservationKind, Slot
@@ -15,6 +16,7 @@ from crossclear.attest._verify import Rejected, VerifiedSignature, verify_certif
 
 __all__ = [
     "Admission",
+    "AttestationCollector",
     "AttestationNode",
     "CatchUp",
     "CatchUpReport",

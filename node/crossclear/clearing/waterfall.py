@@ -7,9 +7,12 @@ that much of the settlement asset. The debt is covered, in this order:
 2. the account's other collateral, taken over by the insurance fund at the certified price
    less a liquidation discount (enough units to cover the debt, never more than held), while
    the insurance fund pays the debt from its settlement-asset holdings;
-3. what the insurance fund cannot pay is taken from the positive settlement balances of the
-   other accounts holding positions in the defaulted instruments (auto-deleveraging), largest
-   balance first, then by account, each at most its balance.
+3. the insurance fund's remaining settlement cash;
+4. while the defaulter still holds other collateral the fund could not buy, the largest
+   winners take it in kind at the same discounted price, their settlement balance paying for
+   it (so no winner loses value while the defaulter still has some);
+5. only then auto-deleveraging: what is left is taken from the positive settlement balances of
+   the other accounts, largest balance first, then by account, each at most its balance.
 
 Every step is integer arithmetic on base units, so every node computes the same plan.
 """
@@ -39,7 +42,7 @@ class WaterfallStep:
     """One movement of the plan."""
 
     kind: str
-    """"own_cash", "collateral_to_fund", "fund_pays" or "deleverage"."""
+    """"own_cash", "collateral_to_fund", "fund_pays", "collateral_to_winner" or "deleverage"."""
     payer: str
     """Who gives units ("fund" for the insurance fund)."""
     chain_id: int
@@ -116,7 +119,27 @@ def cover_shortfall(
             steps.append(WaterfallStep("fund_pays", "fund", cash.chain_id, cash.asset, pay, pay))
             fund_available[index] = Holding(cash.chain_id, cash.asset, cash.units - pay)
             left -= pay
-    for account, balance in sorted(winners.items(), key=lambda item: (-item[1], item[0])):
+    # What the fund could not buy goes to the winners in kind before anyone is deleveraged.
+    remaining_units = {(h.chain_id, h.asset): h.units for h in own if h.asset != settlement_asset}
+    for step in steps:
+        if step.kind == "collateral_to_fund":
+            remaining_units[(step.chain_id, step.asset)] -= step.units
+    balances = dict(winners)
+    for (chain_id, asset), units in sorted(remaining_units.items()):
+        for account in sorted(balances, key=lambda a: (-balances[a], a)):
+            if left <= 0 or units <= 0:
+                break
+            answer, price_decimals, asset_decimals = prices[asset]
+            worth = value_of_units(units, settlement_decimals, answer, price_decimals, asset_decimals, discount_bps)
+            cover = min(left, worth, balances[account])
+            if cover <= 0:
+                continue
+            taken = min(units, units_for_value(cover, settlement_decimals, answer, price_decimals, asset_decimals, discount_bps))
+            steps.append(WaterfallStep("collateral_to_winner", account, chain_id, asset, taken, cover))
+            balances[account] -= cover
+            units -= taken
+            left -= cover
+    for account, balance in sorted(balances.items(), key=lambda item: (-item[1], item[0])):
         if left <= 0:
             break
         take = min(left, balance)

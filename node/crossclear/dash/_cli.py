@@ -18,7 +18,7 @@ DEFAULT_PORT = 8700
 
 
 def default_report() -> Path:
-    from crossclear.devnet.anvil import repo_root
+    from crossclear._paths import repo_root
 
     return repo_root() / "docs" / "risk-v2" / "report.json"
 

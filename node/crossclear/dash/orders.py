@@ -1,9 +1,10 @@
 """Liquidations and withdrawals for the page.
 
-- **Pending seizes**: every node's `ListSeizeOrders`, grouped by the exact order, with each
-  signature checked (the signer is recovered under the vault's rules, never taken from the
-  wire) and counted towards the quorum. The nodes answer the liquidator's identical call every
-  second, and asking again returns the same reservation, so reading it changes nothing.
+- **Pending seizes and close-outs**: every node's `ListSeizeOrders` and `ListCloseOuts`,
+  grouped by the exact order, with each signature checked (the signer is recovered under the
+  vault's or the market's rules, never taken from the wire) and counted towards the quorum.
+  The nodes answer the liquidator's identical calls every second, and asking again returns the
+  same order, so reading them changes nothing.
 - **Executed seizes, releases and close-outs**: the vaults' `Seized` and `Released` events and
   the markets' `Traded` events of close-outs, read from each chain's public RPC (the chain, not
   a node's database), with the transaction hash and the quorum signatures decoded from that
@@ -79,6 +80,60 @@ def group_seizes(answers: dict[str, list[liquidation_pb2.SignedSeizeOrder]], wat
         entry["quorum"] = quorum
         entry["has_quorum"] = len(entry["signers"]) >= quorum
     return sorted(groups.values(), key=lambda e: (e["account"].lower(), e["chain_id"], e["token"].lower()))
+
+
+def group_close_outs(answers: dict[str, list[Any]], watcher: NodeWatcher, quorum: int, tokens: dict[tuple[int, str], str]) -> list[dict[str, Any]]:
+    """Close-out orders from every node, grouped by exact content, with verified signers counted."""
+    from web3 import Web3
+
+    from crossclear.chains.interface import InstrumentKind
+    from crossclear.chains.market_orders import CloseOut, MarketDomain, recover_close_out_signer
+
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for node_name, orders in answers.items():
+        for message in orders:
+            key = (
+                message.chain_id, message.market.lower(), bytes(message.close_out_id), message.account.lower(), message.underlying.lower(), message.kind,
+                message.strike, message.expiry, message.is_call, message.account_size, message.mark, message.max_discount_bps, message.start, message.deadline,
+            )
+            entry = groups.get(key)
+            if entry is None:
+                size, mark = int(message.account_size or 0) / 10**18, int(message.mark or 0) / 10**18
+                symbol = tokens.get((message.chain_id, message.underlying.lower()), message.underlying)
+                entry = {
+                    "chain_id": message.chain_id, "market": message.market, "close_out_id": "0x" + bytes(message.close_out_id).hex(),
+                    "account": message.account, "underlying": message.underlying, "asset": symbol,
+                    "description": f"{size:+,.6g} {symbol} {'perp' if message.kind == 0 else ('call' if message.is_call else 'put')} from mark {mark:,.2f}",
+                    "max_discount_bps": message.max_discount_bps, "start": message.start, "deadline": message.deadline,
+                    "equity": views.number(message.equity), "maintenance": views.number(message.maintenance), "state_height": message.state_height,
+                    "signatures": [], "signers": [],
+                }
+                groups[key] = entry
+            signer: str | None
+            try:
+                close_out = CloseOut(
+                    close_out_id=bytes(message.close_out_id), account=Web3.to_checksum_address(message.account),
+                    underlying=Web3.to_checksum_address(message.underlying), kind=InstrumentKind(message.kind), strike=int(message.strike or 0),
+                    expiry=int(message.expiry), is_call=bool(message.is_call), account_size=int(message.account_size), mark=int(message.mark),
+                    max_discount_bps=int(message.max_discount_bps), start=int(message.start), deadline=int(message.deadline),
+                )
+                signer = recover_close_out_signer(MarketDomain(message.chain_id, Web3.to_checksum_address(message.market)), close_out, bytes(message.signature))
+            except (ValueError, TypeError):
+                signer = None
+            entry["signatures"].append(
+                {
+                    "node": node_name,
+                    "signer": message.signer,
+                    "signer_node": watcher.name_of_signer(message.signer),
+                    "signature": "0x" + bytes(message.signature).hex(),
+                    "verified": signer is not None and signer.lower() == message.signer.lower(),
+                }
+            )
+    for entry in groups.values():
+        entry["signers"] = sorted({s["signer"].lower() for s in entry["signatures"] if s["verified"]})
+        entry["quorum"] = quorum
+        entry["has_quorum"] = len(entry["signers"]) >= quorum
+    return sorted(groups.values(), key=lambda e: (e["account"].lower(), e["chain_id"], e["start"]))
 
 
 @dataclass
@@ -234,21 +289,33 @@ class OrdersWatcher:
             self.node_set.call(node, liquidation_pb2_grpc.LiquidationServiceStub, "ListSeizeOrders", liquidation_pb2.ListSeizeOrdersRequest(), timeout=3.0)
             for node in up
         ]
-        replies = await asyncio.gather(*calls, return_exceptions=True)
+        has_close_outs = hasattr(liquidation_pb2, "ListCloseOutsRequest")
+        close_out_calls = [
+            self.node_set.call(node, liquidation_pb2_grpc.LiquidationServiceStub, "ListCloseOuts", liquidation_pb2.ListCloseOutsRequest(), timeout=3.0)
+            for node in (up if has_close_outs else [])
+        ]
+        replies = await asyncio.gather(*calls, *close_out_calls, return_exceptions=True)
         answers: dict[str, list[liquidation_pb2.SignedSeizeOrder]] = {}
+        close_answers: dict[str, list[Any]] = {}
         errors = []
-        for node, reply in zip(up, replies):
+        for node, reply in zip(up + up, replies):
             if isinstance(reply, liquidation_pb2.ListSeizeOrdersResponse):
                 answers[node.name] = list(reply.orders)
+            elif has_close_outs and isinstance(reply, liquidation_pb2.ListCloseOutsResponse):
+                close_answers[node.name] = list(reply.orders)
             else:
                 errors.append(str(reply) if isinstance(reply, NodeError) else f"{node.name}: {type(reply).__name__}: {reply}")
         await asyncio.gather(*(asyncio.to_thread(reader.read, self.watcher.name_of_signer) for reader in self.readers))
         quorum = self.node_set.config.quorum()
         pending = await asyncio.to_thread(group_seizes, answers, self.watcher, quorum)
+        tokens = {(reader.chain.chain_id, address): symbol for reader in self.readers for address, (symbol, _) in reader.chain.tokens.items()}
+        pending_close_outs = await asyncio.to_thread(group_close_outs, close_answers, self.watcher, quorum, tokens)
         executed = sorted((entry for reader in self.readers for entry in reader.executed), key=lambda e: (e["block"], e["chain_id"]), reverse=True)
         executed_ids = {entry["id"] for entry in executed}
         for entry in pending:
             entry["paid_on_chain"] = entry["seize_id"] in executed_ids
+        for entry in pending_close_outs:
+            entry["paid_on_chain"] = entry["close_out_id"] in executed_ids
         self.topic.publish(
             views.finite(
                 {
@@ -257,6 +324,7 @@ class OrdersWatcher:
                     "asked": [node.name for node in up],
                     "errors": errors + [reader.error for reader in self.readers if reader.error],
                     "pending_seizes": pending,
+                    "pending_close_outs": pending_close_outs,
                     "executed": executed[:MAX_EXECUTED],
                     "chains": [{"network": r.chain.network, "chain_id": r.chain.chain_id, "head": r.head, "vault": r.chain.vault} for r in self.readers],
                     "releases": self._release_counts(),
@@ -283,6 +351,7 @@ class OrdersWatcher:
                     "release_paid": events.get("release_paid", 0.0),
                     "seize_signed": events.get("seize_signed", 0.0),
                     "seize_paid": events.get("seize_paid", 0.0),
+                    "close_out_signed": events.get("close_out_signed", 0.0),
                     "expired": events.get("reservation_expired", 0.0),
                 }
             )

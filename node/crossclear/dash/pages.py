@@ -95,6 +95,11 @@ _BODIES = {
   <thead><tr><th>account</th><th>chain</th><th>token</th><th>amount (base units)</th><th>equity / maintenance</th><th>deadline</th><th>signatures</th><th>signed by</th></tr></thead>
   <tbody></tbody>
 </table>
+<h2>Pending close-outs <span class="muted">(a backstop takes each by Dutch auction once a quorum signed it)</span></h2>
+<table class="grid" id="close-out-table">
+  <thead><tr><th>account</th><th>chain</th><th>position closed</th><th>equity / maintenance</th><th>auction</th><th>signatures</th><th>signed by</th></tr></thead>
+  <tbody></tbody>
+</table>
 <h2>Executed on chain: seizes, close-outs and releases <span class="muted">(vault and market events; signatures from the transactions)</span></h2>
 <table class="grid" id="executed-table">
   <thead><tr><th>kind</th><th>chain</th><th>block</th><th>transaction</th><th>account</th><th>amount</th><th>paid to / taken by</th><th>quorum signatures</th></tr></thead>
@@ -102,7 +107,7 @@ _BODIES = {
 </table>
 <h2>Orders each node signed, paid and saw expire <span class="muted">(its /metrics; the API lists no signed releases)</span></h2>
 <table class="grid" id="release-table">
-  <thead><tr><th>node</th><th>release requests signed / refused</th><th>releases signed</th><th>releases paid</th><th>seizes signed</th><th>seizes paid</th><th>reservations expired</th></tr></thead>
+  <thead><tr><th>node</th><th>release requests signed / refused</th><th>releases signed</th><th>releases paid</th><th>seizes signed</th><th>seizes paid</th><th>close-outs signed</th><th>reservations expired</th></tr></thead>
   <tbody></tbody>
 </table>
 """,

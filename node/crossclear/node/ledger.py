@@ -312,6 +312,11 @@ class Ledger:
         self._to_cash(pool, units)
         self._settle(account, units)
 
+    def give_collateral(self, line: Line, to_account: str, units: int) -> None:
+        """A defaulter's collateral changes hands inside the vault (to a winner, in kind)."""
+        self._add(line, -units)
+        self._add((to_account, line[1], line[2]), units)
+
     def deleverage(self, winner: str, loser: str, units: int) -> None:
         """Auto-deleveraging: part of a winner's settlement balance covers a defaulter's debt."""
         if units > self.settlement_of(winner):

@@ -620,6 +620,9 @@ class Processor:
                 ledger.fund_settlement_pays(account, step.units)
             elif step.kind == "fund_pays":
                 ledger.fund_pays(account, (step.chain_id, step.asset), step.units)
+            elif step.kind == "collateral_to_winner":
+                ledger.give_collateral((account, step.chain_id, step.asset), step.payer, step.units)
+                ledger.deleverage(step.payer, account, step.covers)
             else:
                 ledger.deleverage(step.payer, account, step.units)
                 self._emit("deleveraged")

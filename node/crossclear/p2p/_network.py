@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from crossclear.p2p._bridge import AsyncioSink, TrioThread
 from crossclear.p2p._envelope import EnvelopeGuard, OpenedEnvelope, RecoverSigner, SignDigest, now_ms, seal
-from crossclear.p2p._host import GossipHost, HostConfig, TopicCheck, TopicRules
+from crossclear.p2p._host import GossipHost, HostConfig, TopicCheck, TopicRules, peer_id_for
 
 #: Called on the asyncio loop with (topic, envelope, payload the topic check returned).
 OnMessage = Callable[[str, OpenedEnvelope, object], None]
@@ -55,9 +55,7 @@ class GossipNetwork:
 
     @property
     def peer_id(self) -> str:
-        if self._host is None:
-            raise RuntimeError("the gossip network is not started")
-        return self._host.peer_id
+        return peer_id_for(self._config.key_secret) if self._host is None else self._host.peer_id
 
     def connected_peers(self) -> int:
         return 0 if self._host is None else self._host.connected_peers()

@@ -26,7 +26,12 @@ the same).
 
 Fitting is single-threaded with fixed seeds, so the same returns give the same fitted
 parameters, bit for bit, in any process on the same build; `Fitted.digest` hashes them, and
-the node shows the hash of every underlying's fit in its status.
+the node shows the hash of every underlying's fit in its status. Single-threaded includes the
+BLAS: numpy's and scipy's OpenBLAS are held to one thread while a forecaster fits or forecasts
+(`single_threaded_blas`), because arch's GJR-GARCH fit gives different bits with one BLAS
+thread than with two (measured: omega differs in the 5th digit on the S&P 500), so a node's
+parameters would otherwise depend on its core count or on OPENBLAS_NUM_THREADS (which Dask,
+for one, sets to 1 in the process that starts a local cluster).
 
 A forecaster that cannot answer (too few returns, a failed optimiser, a forecast that is not a
 positive finite number) raises `ForecastError` with one line; callers fall back to `ewma` and
@@ -39,7 +44,8 @@ import hashlib
 import math
 import struct
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -53,6 +59,15 @@ FORECASTER_NAMES = ("ewma", "gjr_garch", "har", "lightgbm")
 
 class ForecastError(ValueError):
     """A forecaster cannot answer; the message is one line saying why."""
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Every BLAS loaded in this process (numpy's, scipy's OpenBLAS) on one thread meanwhile."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 @dataclass(frozen=True)
@@ -444,6 +459,16 @@ def walk_forward(closes: FloatArray, name: str, first: int, last: int, settings:
     fallback = np.zeros(days, dtype=bool)
     reasons: list[str] = []
     fits: list[Fitted] = []
+    with single_threaded_blas():
+        _walk(model, returns, first, last, settings, variance, fallback, reasons, fits)
+    return WalkForward(variance=variance, fallback=fallback, reasons=tuple(reasons), fits=tuple(fits))
+
+
+def _walk(
+    model: Forecaster, returns: FloatArray, first: int, last: int, settings: ForecastSettings,
+    variance: FloatArray, fallback: np.ndarray, reasons: list[str], fits: list[Fitted],
+) -> None:
+    name = model.name
     fitted: Fitted | ForecastError | None = None
     for k, d in enumerate(range(first, last + 1)):
         seen = returns[:d]
@@ -462,7 +487,6 @@ def walk_forward(closes: FloatArray, name: str, first: int, last: int, settings:
             fallback[k] = True
             if str(error) not in reasons:
                 reasons.append(str(error))
-    return WalkForward(variance=variance, fallback=fallback, reasons=tuple(reasons), fits=tuple(fits))
 
 
 def realised_variance(closes: FloatArray, first: int, last: int, horizon: int) -> FloatArray:
@@ -512,12 +536,13 @@ def fit_columns(closes: FloatArray, columns: Sequence[int], name: str, settings:
     """Fit `name` on each column's returns up to row `anchor_row` of `closes` (rows oldest first)."""
     model = forecaster(name)
     fits: dict[int, Fitted | ForecastError] = {}
-    for column in columns:
-        returns = np.diff(np.log(np.asarray(closes[: anchor_row + 1, column], dtype=np.float64)))
-        try:
-            fits[column] = model.fit(returns, settings)
-        except ForecastError as error:
-            fits[column] = error
+    with single_threaded_blas():
+        for column in columns:
+            returns = np.diff(np.log(np.asarray(closes[: anchor_row + 1, column], dtype=np.float64)))
+            try:
+                fits[column] = model.fit(returns, settings)
+            except ForecastError as error:
+                fits[column] = error
     return fits
 
 
@@ -537,7 +562,8 @@ def sigma_forecast(
         try:
             if not isinstance(fitted, Fitted):
                 raise fitted if isinstance(fitted, ForecastError) else ForecastError(f"{name}: not fitted")
-            variance = model.forecast(fitted, returns, settings)
+            with single_threaded_blas():
+                variance = model.forecast(fitted, returns, settings)
             kept[column] = fitted
         except ForecastError as error:
             variance = fallback_forecast(returns, settings)

@@ -135,7 +135,7 @@
       tr.appendChild(el("td", null, el("strong", { text: node.name }), el("div", { cls: "muted mono", text: node.rpc })));
       tr.appendChild(el("td", null, badge(node.health === "down" ? "DOWN" : node.health, node.health)));
       if (!s) {
-        const since = node.down_since ? "down since " + ago(node.down_since) : "down";
+        const since = node.down_since ? "down for " + human(Math.max(0, Math.round(Date.now() / 1000 - node.down_since))) : "down";
         const seen = node.last_seen ? " (last answered " + ago(node.last_seen) + ")" : "";
         tr.appendChild(td(since + seen + ": " + (node.error || "no answer"), { "data-field": "error", colspan: 11 }));
         return tr;
@@ -185,7 +185,7 @@
       if (node.metrics) {
         const m = node.metrics;
         const pairs = o => Object.keys(o).sort().map(k => k + " " + int(o[k])).join(", ") || "–";
-        metricRows.push(el("tr", null, td(node.name), numTd(int(m.gossip_peers), "gossip_peers", m.gossip_peers), numTd(int(m.stale_feeds), "stale_feeds", m.stale_feeds),
+        metricRows.push(el("tr", null, td(node.name, { cls: "nowrap" }), numTd(int(m.gossip_peers), "gossip_peers", m.gossip_peers), numTd(int(m.stale_feeds), "stale_feeds", m.stale_feeds),
           td(pairs(m.claims)), td(pairs(m.releases)), td(pairs(m.events)),
           numTd(missing(m.recompute_mean_seconds) ? "–" : (m.recompute_mean_seconds * 1000).toFixed(2) + " ms", "recompute", m.recompute_mean_seconds)));
       } else {
@@ -441,6 +441,12 @@
       td(money(o.equity) + " / " + money(o.maintenance)), td(utc(o.deadline) + " (" + ago(o.deadline) + ")"),
       el("td", null, badge(o.signers.length + " of " + o.quorum + (o.has_quorum ? " · quorum" : ""), o.has_quorum ? "ok" : "warning"), o.paid_on_chain ? el("div", { cls: "muted", text: "paid on chain; waiting for certification" }) : null),
       el("td", null, signatureList(o.signatures)))), "no seize order pending: no account is below maintenance");
+    fill($("close-out-table").tBodies[0], (doc.pending_close_outs || []).map(o => el("tr", { "data-close-out": o.close_out_id },
+      el("td", null, accountLink(o.account, true)), td(chainShort(o.chain_id), { cls: "nowrap" }), td(o.description),
+      td(money(o.equity) + " / " + money(o.maintenance)),
+      td(clock(o.start) + " → " + clock(o.deadline) + " (down to −" + (o.max_discount_bps / 100).toFixed(2) + " %)"),
+      el("td", null, badge(o.signers.length + " of " + o.quorum + (o.has_quorum ? " · quorum" : ""), o.has_quorum ? "ok" : "warning"), o.paid_on_chain ? el("div", { cls: "muted", text: "taken on chain; waiting for certification" }) : null),
+      el("td", null, signatureList(o.signatures)))), "no close-out pending: no account is below maintenance");
     fill($("executed-table").tBodies[0], doc.executed.map(e => el("tr", { "data-kind": e.kind, "data-tx": e.tx_hash },
       el("td", { cls: "nowrap" }, badge(e.kind, e.kind === "release" ? "ok" : "bad")), td(chainShort(e.chain_id), { cls: "nowrap" }), numTd(int(e.block), "block", e.block),
       td(shortHex(e.tx_hash, 14, 8), { cls: "mono nowrap", title: e.tx_hash, "data-field": "tx_hash" }), el("td", null, accountLink(e.account, true)),
@@ -448,8 +454,8 @@
       td(shortHex(e.recipient), { cls: "mono", title: e.recipient }), el("td", null, signatureList(e.signatures)))),
       doc.chains.length ? "nothing executed yet" : "no chain configured: executed orders are read from the vaults (run from a devnet manifest or pass --chain)");
     fill($("release-table").tBodies[0], doc.releases.map(r => r.available ? el("tr", null, td(r.node), td(int(r.requests_signed) + " / " + int(r.requests_refused)),
-      numTd(int(r.release_signed)), numTd(int(r.release_paid)), numTd(int(r.seize_signed)), numTd(int(r.seize_paid)), numTd(int(r.expired)))
-      : el("tr", null, td(r.node), el("td", { colspan: 6, text: "metrics not available (node down or no metrics URL)" }))), "no node");
+      numTd(int(r.release_signed)), numTd(int(r.release_paid)), numTd(int(r.seize_signed)), numTd(int(r.seize_paid)), numTd(int(r.close_out_signed)), numTd(int(r.expired)))
+      : el("tr", null, td(r.node), el("td", { colspan: 7, text: "metrics not available (node down or no metrics URL)" }))), "no node");
   }
 
   // ---- risk --------------------------------------------------------------------------------

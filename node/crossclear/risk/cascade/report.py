@@ -91,7 +91,8 @@ def build_report(spec: SimulationSpec, arrays: SimulationArrays, seconds: float 
                 "insurance_draw_mean": _money(draw.mean()),
                 "insurance_draw_p95": _percentile(draw, 95),
                 "insurance_draw_p99": _percentile(draw, 99),
-                "paths_fund_exhausted": int((column("fund_end") <= 0).sum()),
+                # Exhausted once: drew all it started with (rounding residue may refill it a little).
+                "paths_fund_exhausted": int((draw >= spec.fund_units / 1e6 - 1e-6).sum()) if spec.fund_units else spec.paths,
                 "adl_events": int(column("adl_events").sum()),
                 "adl_amount": _money(column("adl_amount").sum()),
                 "paths_with_adl": int((column("adl_events") > 0).sum()),
@@ -100,6 +101,7 @@ def build_report(spec: SimulationSpec, arrays: SimulationArrays, seconds: float 
                 "full_liquidations_mean": round(float(column("full_liquidations").mean()), 2),
                 "defaults": int(column("defaults").sum()),
                 "slippage_mean": _money(column("slippage").mean()),
+                "closed_notional_mean": _money(column("closed_notional").mean()),
                 "slippage_bps": round(1e4 * float(column("slippage").sum()) / notional, 1) if notional > 0 else 0.0,
                 "cascade_rounds_max": int(column("cascade_rounds").max()),
                 "vm_residue_to_fund": round(float(column("vm_residue").sum()), 6),
