@@ -95,37 +95,36 @@ async def node_with_a_losing_account(tmp_path: Path, index: int, usdc: int = 1_0
     return node
 
 
-def test_every_node_signs_the_same_orders_for_the_liquidatable_account_only(tmp_path: Path) -> None:
-    """Node 3's view is one block further on (same seize window): still the same orders."""
+def test_every_node_signs_the_same_close_outs_for_the_liquidatable_account_only(tmp_path: Path) -> None:
+    """Node 3's view is one block further on (same auction window): still the same orders."""
+    from crossclear.chains.market_orders import quorum_signatures as close_out_quorum
+    from crossclear.chains.market_orders import recover_close_out_signer
 
     async def body() -> None:
         nodes = [await node_with_a_losing_account(tmp_path, index, last_block=4 if index == 3 else 3) for index in range(4)]
-        signed = [await node.sign_seizes() for node in nodes]
-        orders = [sorted((s.order for s in batch), key=lambda o: o.token) for batch in signed]
-        assert all(batch == orders[0] for batch in orders)
-        assert {(o.account.lower(), o.token.lower(), o.amount, o.recipient.lower()) for o in orders[0]} == {
-            (OWNER, USDC, 1_000 * 10**6, LIQUIDATOR), (OWNER, WETH, 5 * 10**17, LIQUIDATOR),
-        }
-        for order in orders[0]:
-            by_node = [next(s for s in batch if s.order == order) for batch in signed]
-            domain = by_node[0].domain
-            signatures = quorum_signatures(domain, order, [s.signature for s in by_node])
-            assert {recover_signer(domain, order, signature) for signature in signatures} == {Account.from_key(key).address for key in NODE_KEYS}
-            assert all(s.equity < s.maintenance for s in by_node)
+        signed = [await node.sign_close_outs() for node in nodes]
+        orders = [[s.order for s in batch] for batch in signed]
+        assert all(batch == orders[0] for batch in orders) and len(orders[0]) == 1
+        (order,) = orders[0]
+        assert (order.account.lower(), order.account_size) == (OWNER, -3 * 10**18 // 4)  # a quarter of the long, sold
+        by_node = [batch[0] for batch in signed]
+        domain = by_node[0].domain
+        signatures = close_out_quorum(domain, order, [s.signature for s in by_node])
+        assert {recover_close_out_signer(domain, order, signature) for signature in signatures} == {Account.from_key(key).address for key in NODE_KEYS}
+        assert all(s.equity < s.maintenance for s in by_node)
         for node in nodes:
             await node.stop()
 
     run(body)
 
 
-def test_the_id_does_not_depend_on_the_amount_held(tmp_path: Path) -> None:
+def test_the_close_out_id_does_not_depend_on_the_collateral_held(tmp_path: Path) -> None:
     async def body() -> None:
         small = await node_with_a_losing_account(tmp_path, 0, usdc=400 * 10**6)
         large = await node_with_a_losing_account(tmp_path, 1, usdc=500 * 10**6)
-        (a,) = [s.order for s in await small.sign_seizes() if s.order.token.lower() == USDC]
-        (b,) = [s.order for s in await large.sign_seizes() if s.order.token.lower() == USDC]
-        assert (a.amount, b.amount) == (400 * 10**6, 500 * 10**6)
-        assert a.seize_id == b.seize_id == seize_id(OWNER, CHAIN, USDC, 0)
+        (a,) = [s.order for s in await small.sign_close_outs()]
+        (b,) = [s.order for s in await large.sign_close_outs()]
+        assert a.close_out_id == b.close_out_id and a.account_size == b.account_size
         await small.stop()
         await large.stop()
 
@@ -137,7 +136,7 @@ def test_stale_prices_sign_nothing(tmp_path: Path) -> None:
         node = await node_with_a_losing_account(tmp_path, 0)
         await node.certify(node.observe(4, START + 3 + 3601))  # an hour of chain time with no feed answer
         await node.settled()
-        assert await node.sign_seizes() == []
+        assert await node.sign_seizes() == [] and await node.sign_close_outs() == []
         assert node.processor.ledger.reservations == {}
         await node.stop()
 

@@ -66,9 +66,6 @@ def test_synthetic_paths_meet_the_calibration_targets() -> None:
 
 
 def test_synthetic_history_for_a_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from crossclear._cli import main
-    from crossclear.risk._history import read_history
-
     out = tmp_path / "h.csv"
     assert main(["risk", "history", "synthetic", "--out", str(out), "--days", "50", "--columns", "ETH,BTC,WETH=ETH",
                  "--end-prices", "ETH=3000,BTC=60000", "--last-date", "2026-11-29"]) == 0

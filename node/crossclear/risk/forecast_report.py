@@ -38,6 +38,9 @@ from crossclear.risk.stats import diebold_mariano, qlike
 
 Progress = Callable[[str], None]
 
+#: One colour per forecaster in every plot.
+COLOURS = {"ewma": "black", "gjr_garch": "tab:blue", "har": "tab:orange", "lightgbm": "tab:green"}
+
 
 @dataclass(frozen=True)
 class ForecastRun:
@@ -224,9 +227,9 @@ def _plots(run: ForecastRun, report: dict[str, Any]) -> list[tuple[str, str]]:
         # A 22-day centred mean of the realised variance, to see the level through the noise.
         kernel = np.ones(22) / 22.0
         smooth = np.sqrt(np.convolve(run.realised[name] / horizon, kernel, mode="same")) * annual
-        axes.plot(dates, smooth, color="0.35", linewidth=0.8, label="realised, 22-day mean")
+        axes.plot(dates, smooth, color="tab:red", linewidth=0.8, linestyle="--", label="realised, 22-day mean")
         for model in run.forecasters:
-            axes.plot(dates, np.sqrt(run.forecasts[name][model].variance / horizon) * annual, linewidth=0.8, label=model)
+            axes.plot(dates, np.sqrt(run.forecasts[name][model].variance / horizon) * annual, linewidth=0.7, color=COLOURS.get(model), label=model)
         axes.set_ylim(0, max(float(np.percentile(realised, 99.5)), float(smooth.max())) * 1.1)
         axes.set_title(f"{name}: forecast against realised volatility (annualised)")
         axes.legend(loc="upper left", fontsize=7, ncol=3)
@@ -239,7 +242,7 @@ def _plots(run: ForecastRun, report: dict[str, Any]) -> list[tuple[str, str]]:
         width = 0.8 / max(1, len(models))
         for index, model in enumerate(models):
             values = [report["results"][name]["forecasters"][model]["qlike_minus_ewma"] or 0.0 for name in run.names]
-            axes.bar(np.arange(len(run.names)) + index * width, values, width, label=model)
+            axes.bar(np.arange(len(run.names)) + index * width, values, width, label=model, color=COLOURS.get(model))
         axes.axhline(0.0, color="black", linewidth=0.6)
         axes.set_xticks(np.arange(len(run.names)) + 0.4 - width / 2, list(run.names))
         axes.set_ylabel("QLIKE − EWMA (below 0: better)")
