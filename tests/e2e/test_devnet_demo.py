@@ -59,6 +59,11 @@ def test_demo_completes_with_one_node_down(tmp_path: Path) -> None:
         ):
             assert line in demo.stdout, f"{line!r} missing from the demo:\n{demo.stdout}"
 
+        # The books balance on every live node after the whole story: none stopped signing.
+        for node in manifest["nodes"][:3]:
+            after = subprocess.run([*command, "status", "--node", node["rpc"]], capture_output=True, text=True, env=environment, timeout=60)
+            assert after.returncode == 0 and "SIGNING HALTED" not in after.stdout, after.stdout + after.stderr
+
         gone = subprocess.run([*command, "margin", "get", "0x" + "12" * 20, "--node", manifest["nodes"][3]["rpc"]], capture_output=True, text=True, env=environment, timeout=60)
         assert gone.returncode == 2 and "is unreachable" in gone.stderr and len(gone.stderr.strip().splitlines()) == 1
     finally:

@@ -225,3 +225,29 @@ def test_with_no_fund_the_winners_take_the_defaulters_collateral_before_any_dele
         await node.stop()
 
     run(body)
+
+
+def test_an_expired_close_out_is_signed_again_under_the_same_id_and_never_closes_twice(tmp_path: Path) -> None:
+    """A close-out nobody took (or that was front-run and reverted) expires in chain time; the
+    nodes sign the same close-out id in a new window, so the market can execute it only once."""
+
+    async def body() -> None:
+        node = await defaulted(tmp_path)
+        (first,) = [s.order for s in await node.sign_close_outs()]
+        later = first.deadline + 1
+        await block(node, 4, later, [price(4, 0, later, ETH_FEED, 2000)])
+        (again,) = [s.order for s in await node.sign_close_outs()]
+        assert again.close_out_id == first.close_out_id and again.account_size == first.account_size
+        assert again.start > first.start and again.deadline > first.deadline
+        # Once taken, the same id is spent: the next close-out is a new one for what is left.
+        when = again.start + 1
+        fill = auction_price(again, when)
+        await block(node, 5, when, [trade(5, 0, when, OWNER, BACKSTOP, again.account_size / 10**18, fill / 10**18, trade_id=5, close_out_id=again.close_out_id)])
+        (after,) = [s.order for s in await node.sign_close_outs()]
+        assert after.close_out_id != again.close_out_id
+        # A replay of the executed close-out (a second Traded with the same id) would be a new
+        # trade the market refuses; the nodes' nonce moves only once.
+        assert node.processor.ledger.conservation_failures() == []
+        await node.stop()
+
+    run(body)

@@ -337,6 +337,7 @@ class AttestationNode:
                     own=self.config.key.address,
                 )
             )
+            DEBUG.setdefault("ingest_us_" + envelope.signer.hex()[:6], []).append(int((_t.perf_counter() - _s) * 1e6))
         elif topic == self._topics["heartbeats"]:
             assert isinstance(payload, attestation_pb2.Heartbeat)
             self._counters.peer_heads[envelope.signer] = {head.chain_id: head.block_number for head in payload.heads}
