@@ -43,7 +43,6 @@ from crossclear.store import AttestationStore
 from crossclear.v1 import attestation_pb2, sync_pb2_grpc
 
 _log = logging.getLogger(__name__)
-DEBUG: dict[str, list[int]] = {}
 
 #: gRPC keepalive: a Sync connection across a link that went down without a reset is noticed
 #: in seconds (not after TCP's retransmission timeout), and redialled soon after it heals.
@@ -323,10 +322,6 @@ class AttestationNode:
         if topic == self._topics["attestations"]:
             assert isinstance(payload, tuple)
             self._counters.received_batches += 1
-            import time as _t
-            _d = now_ms() - envelope.sent_at_ms
-            _s = _t.perf_counter()
-            DEBUG.setdefault(envelope.signer.hex()[:6], []).append(_d)
             self._absorb(
                 ingest(
                     self.store,
@@ -337,7 +332,6 @@ class AttestationNode:
                     own=self.config.key.address,
                 )
             )
-            DEBUG.setdefault("ingest_us_" + envelope.signer.hex()[:6], []).append(int((_t.perf_counter() - _s) * 1e6))
         elif topic == self._topics["heartbeats"]:
             assert isinstance(payload, attestation_pb2.Heartbeat)
             self._counters.peer_heads[envelope.signer] = {head.chain_id: head.block_number for head in payload.heads}
@@ -347,7 +341,6 @@ class AttestationNode:
                 claim_listener(envelope.signer, payload)
 
     def _absorb(self, report: IngestReport) -> None:
-        import time as _t
         self._counters.certificates_formed += len(report.certificates)
         self._counters.equivocations += report.equivocations
         self._counters.over_share += report.over_share

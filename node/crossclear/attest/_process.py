@@ -179,7 +179,6 @@ async def run(raw: dict[str, Any]) -> None:
         "database_bytes": status.database_bytes,
         "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "flood": dataclasses.asdict(flood_stats),
-        "debug": {k: (len(v), sorted(v)[len(v)//2], sorted(v)[int(len(v)*0.99)]) for k, v in __import__("crossclear.attest._node").attest._node.DEBUG.items()},
     }
     await node.stop()
     if applied is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,29 +138,36 @@ class Liquidator:
         self.errors = Counter()
         self.skipped = Counter()
 
-    async def _orders_from(self, target: str) -> list[liquidation_pb2.SignedSeizeOrder]:
+    async def _ask(self, target: str, method: str, request: Any) -> list[Any]:
+        """One node's signed orders from a LiquidationService list call ([] when it is down)."""
         try:
             async with grpc.aio.insecure_channel(target) as channel:
                 stub = liquidation_pb2_grpc.LiquidationServiceStub(channel)
-                reply = await stub.ListSeizeOrders(liquidation_pb2.ListSeizeOrdersRequest(), timeout=NODE_TIMEOUT_SECONDS)
+                reply = await getattr(stub, method)(request, timeout=NODE_TIMEOUT_SECONDS)
                 return list(reply.orders)
         except grpc.aio.AioRpcError:
             return []  # a node that is down simply contributes no signature
 
-    async def collect(self) -> dict[tuple[VaultDomain, SeizeOrder], dict[str, bytes]]:
-        """Valid node-set signatures per exact order."""
-        answers = await asyncio.gather(*(self._orders_from(target) for target in self._targets))
-        collected: dict[tuple[VaultDomain, SeizeOrder], dict[str, bytes]] = {}
+    async def _gather(
+        self, method: str, request: Any, parse: Callable[[Any], tuple[Any, Any]], recover: Callable[[Any, Any, bytes], str]
+    ) -> dict[tuple[Any, Any], dict[str, bytes]]:
+        """Valid node-set signatures per exact order, from every node at once."""
+        answers = await asyncio.gather(*(self._ask(target, method, request) for target in self._targets))
+        collected: dict[tuple[Any, Any], dict[str, bytes]] = {}
         for orders in answers:
             for message in orders:
                 try:
-                    domain, order = _order_from_proto(message)
-                    signer = recover_signer(domain, order, bytes(message.signature)).lower()
+                    domain, order = parse(message)
+                    signer = recover(domain, order, bytes(message.signature)).lower()
                 except (ValueError, TypeError):
                     continue
                 if signer in self._node_set:
                     collected.setdefault((domain, order), {})[signer] = bytes(message.signature)
         return collected
+
+    async def collect(self) -> dict[tuple[VaultDomain, SeizeOrder], dict[str, bytes]]:
+        """Valid node-set signatures per exact seize order."""
+        return await self._gather("ListSeizeOrders", liquidation_pb2.ListSeizeOrdersRequest(), _order_from_proto, recover_signer)
 
     async def run_once(self) -> list[SeizeSubmission]:
         """One round: collect, then submit every order with a quorum that is neither expired
@@ -188,29 +195,9 @@ class Liquidator:
             submitted.append(SeizeSubmission(domain, order, tuple(sorted(by_signer)), transaction))
         return submitted
 
-    async def _close_outs_from(self, target: str) -> list[liquidation_pb2.SignedCloseOut]:
-        try:
-            async with grpc.aio.insecure_channel(target) as channel:
-                stub = liquidation_pb2_grpc.LiquidationServiceStub(channel)
-                reply = await stub.ListCloseOuts(liquidation_pb2.ListCloseOutsRequest(), timeout=NODE_TIMEOUT_SECONDS)
-                return list(reply.orders)
-        except grpc.aio.AioRpcError:
-            return []
-
     async def collect_close_outs(self) -> dict[tuple[MarketDomain, CloseOut], dict[str, bytes]]:
         """Valid node-set signatures per exact close-out."""
-        answers = await asyncio.gather(*(self._close_outs_from(target) for target in self._targets))
-        collected: dict[tuple[MarketDomain, CloseOut], dict[str, bytes]] = {}
-        for orders in answers:
-            for message in orders:
-                try:
-                    domain, order = _close_out_from_proto(message)
-                    signer = recover_close_out_signer(domain, order, bytes(message.signature)).lower()
-                except (ValueError, TypeError):
-                    continue
-                if signer in self._node_set:
-                    collected.setdefault((domain, order), {})[signer] = bytes(message.signature)
-        return collected
+        return await self._gather("ListCloseOuts", liquidation_pb2.ListCloseOutsRequest(), _close_out_from_proto, recover_close_out_signer)
 
     async def close_out_once(self) -> list[CloseOutSubmission]:
         """One round of close-outs: take every quorum-backed one whose auction is open now."""

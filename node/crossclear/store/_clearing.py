@@ -12,12 +12,10 @@ k + 1, so a node opening an older file brings it up to date before anything else
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossclear.store._database import open_database
+from crossclear.store._database import Transactions, open_database
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -282,32 +280,13 @@ class ClearingStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.connection = open_database(self.path)
-        self._depth = 0
+        self.transaction = Transactions(self.connection)
         migrate(self.connection)
 
     def close(self) -> None:
         self.connection.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """All writes inside commit together or not at all; nested use joins the outer one."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self.connection
-            finally:
-                self._depth -= 1
-            return
-        self.connection.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield self.connection
-        except BaseException:
-            self._depth = 0
-            self.connection.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self.connection.execute("COMMIT")
+    # `with store.transaction():` groups writes into one commit (nested use joins the outer one).
 
     # --- observation -----------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ locked", and every one runs in WAL mode so readers never block the writer.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -29,3 +31,36 @@ def open_database(
     connection.execute(f"PRAGMA synchronous={synchronous}")
     connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MILLISECONDS}")
     return connection
+
+
+class Transactions:
+    """Explicit transactions on one autocommit connection: `with transactions():` commits the
+    block's writes together or not at all, and a nested block joins the outer one."""
+
+    def __init__(self, connection: sqlite3.Connection, on_rollback: Callable[[], None] | None = None) -> None:
+        """`on_rollback` drops whatever its owner cached about rows the rollback took back."""
+        self._connection = connection
+        self._on_rollback = on_rollback
+        self._depth = 0
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._connection.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            if self._on_rollback is not None:
+                self._on_rollback()
+            self._connection.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._connection.execute("COMMIT")

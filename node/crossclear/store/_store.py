@@ -16,12 +16,10 @@ stops growing once a flood is at its budget.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossclear.store._database import open_database
+from crossclear.store._database import Transactions, open_database
 from crossclear.store._schema import SCHEMA
 
 #: Commits from this connection checkpoint the WAL once it holds this many pages (SQLite's
@@ -85,10 +83,10 @@ class AttestationStore:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction spans
         # exactly one `transaction()` block and nothing commits implicitly.
         self._connection = open_database(self.path, synchronous="NORMAL")
+        self.transaction = Transactions(self._connection, on_rollback=self._forget_pending)
         self._connection.executescript(SCHEMA)
         self._connection.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         self._connection.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-        self._depth = 0
         # Uncertified signatures held per signer, loaded on first use and kept in step with
         # every write here (a rollback drops it, to be counted again).
         self._pending: dict[bytes, int] | None = None
@@ -96,27 +94,10 @@ class AttestationStore:
     def close(self) -> None:
         self._connection.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All writes inside commit together or not at all; nested use joins the outer one."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self._connection.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._depth = 0
-            self._pending = None
-            self._connection.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self._connection.execute("COMMIT")
+    # `with store.transaction():` groups writes into one commit (nested use joins the outer one).
+
+    def _forget_pending(self) -> None:
+        self._pending = None
 
     # --- observations and signatures -----------------------------------------------------
 
