@@ -9,6 +9,7 @@ from crossclear._cli import main
         (["--nodes", "0"], "--nodes 0: expected 1..16"),
         (["--rate", "0"], "--rate must be in (0, 1000]"),
         (["--burst", "0"], "--burst in [1, 100000]"),
+        (["--byzantine", "2"], "--byzantine must be in 0..1 (f < n/3)"),
     ],
 )
 def test_bad_bench_arguments_fail_with_one_line(arguments: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

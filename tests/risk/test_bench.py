@@ -20,6 +20,7 @@ def test_bench_risk_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> No
     assert figures["accounts"] == 3000 and figures["scenarios"] == 200 and figures["tail_count"] == 2
     assert figures["es_kernel_seconds"] > 0 and figures["es_numpy_seconds"] > 0
     assert figures["threads_bitwise_identical"] is True
+    assert figures["es_numpy_seconds_one_thread"] > 0 and figures["speedup_vs_numpy_one_core"] > 0 and figures["speedup_vs_numpy_all_cores"] > 0
     assert figures["max_relative_disagreement_mm"] <= 1e-9
     assert figures["backtest"]["account_days"] == 4000 and figures["backtest"]["account_days_per_second"] > 0
     forecast = figures["forecast"]
@@ -27,3 +28,4 @@ def test_bench_risk_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> No
     assert all(value >= 0 for value in forecast["fit_seconds"].values())
     distributed = figures["distributed"]
     assert distributed["workers"] == 2 and distributed["bitwise_identical"] is True and distributed["speedup_vs_one"] > 0
+    assert distributed["cpu_seconds"] > 0 and 0 < distributed["core_share"] and len(distributed["load_average"]) == 2

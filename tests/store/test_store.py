@@ -150,3 +150,17 @@ def test_a_signer_over_its_share_is_dropped_and_evidence_is_kept_once_per_slot(t
     observations = sqlite3.connect(tmp_path / "node.sqlite").execute("SELECT COUNT(*) FROM attest_observations").fetchone()[0]
     assert observations == 7
     store.close()
+
+
+def test_beyond_the_cap_an_equivocation_records_its_slot_only(tmp_path: Path) -> None:
+    from crossclear.attest import ingest
+
+    from ..attest.helpers import KEYS, node_set
+
+    members = node_set(4)
+    store = AttestationStore(tmp_path / "node.sqlite")
+    ingest(store, members, [_signed(3, block) for block in range(1, 11)], 1)
+    report = ingest(store, members, [_signed(3, block, 0x01) for block in range(1, 11)], 1, evidence_cap=4)
+    assert report.equivocations == 10 and store.evidence_by_signer() == {KEYS[3].address: 10}
+    assert len(store.evidence()) == 4 and store.kept_evidence_count(KEYS[3].address) == 4
+    store.close()

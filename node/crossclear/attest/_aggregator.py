@@ -16,7 +16,9 @@ Rules, per verified signature:
 Bounds, so that one member cannot grow another's database: a signer holding `storage_share`
 uncertified signatures already has further ones dropped (this node's own are never dropped);
 evidence is kept once per signer and slot; a signature is stored before its observation row,
-so a refused one leaves nothing behind.
+so a refused one leaves nothing behind. Beyond `evidence_cap` pieces against one signer, a
+further equivocation records its slot only (a row of ~200 bytes instead of ~1 KB): the count
+stays exact, and the first pieces already prove the offence.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ def ingest(
     *,
     storage_share: int | None = None,
     own: bytes = b"",
+    evidence_cap: int | None = None,
 ) -> IngestReport:
     """Count `signatures` (already verified) in one transaction and report what changed.
 
@@ -127,7 +130,7 @@ def ingest(
                 held = store.signature_at_slot(verified.signer, row.kind, row.chain_id, row.emitter, row.block_number)
                 if held is None or held.digest == verified.digest:
                     duplicates += 1
-                elif _record_equivocation(store, held, verified, row, now_ms):
+                elif _record_equivocation(store, held, verified, row, now_ms, evidence_cap):
                     equivocations += 1
                 continue
             store.insert_observation(verified.digest, row, now_ms)
@@ -147,10 +150,17 @@ def ingest(
 
 
 def _record_equivocation(
-    store: AttestationStore, held: StoredSignature, verified: VerifiedSignature, row: StoredObservation, now_ms: int
+    store: AttestationStore,
+    held: StoredSignature,
+    verified: VerifiedSignature,
+    row: StoredObservation,
+    now_ms: int,
+    evidence_cap: int | None,
 ) -> bool:
     if store.has_evidence_at_slot(verified.signer, row.kind, row.chain_id, row.emitter, row.block_number):
         return False  # one piece per slot proves it; a flood of variants adds nothing
+    if evidence_cap is not None and store.kept_evidence_count(verified.signer) >= evidence_cap:
+        return store.insert_evidence(verified.signer, row, verified.digest, b"", now_ms)
     first_observation = store.observation(held.digest)
     if first_observation is None:
         raise RuntimeError(f"store holds a signature over unknown observation 0x{held.digest.hex()}")

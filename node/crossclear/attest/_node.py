@@ -116,9 +116,14 @@ class NodeConfig:
     """This node's view of a chain's head; None uses the highest block it signed itself."""
     storage_share: int = 20_000
     """Uncertified signatures one other member may have stored here (~1 KB each)."""
+    evidence_kept_per_signer: int = 1000
+    """Pieces of equivocation evidence kept whole per member; later ones record the slot only."""
     prune_depth_blocks: int | None = None
     """Blocks below this node's head beyond which uncertified signatures of others, and
     signatures of certified observations, are deleted (None: `admission.behind_blocks`)."""
+    prune_certified_depth_blocks: int = 64
+    """Blocks below this node's head beyond which signatures of certified observations are
+    deleted (the certificate holds them; the row only matters for equivocation in the slot)."""
     prune_seconds: float = 5.0
     """Pruning period (0 never prunes)."""
     sync: SyncLimits = SyncLimits()
@@ -218,6 +223,7 @@ class AttestationNode:
             admission=config.admission,
             head=self._head,
             storage_share=config.storage_share,
+            evidence_cap=config.evidence_kept_per_signer,
             limits=config.sync,
         )
         # Pruning waits for a catch-up round to finish: a round may fetch one peer's old
@@ -330,6 +336,7 @@ class AttestationNode:
                     now_ms(),
                     storage_share=self.config.storage_share,
                     own=self.config.key.address,
+                    evidence_cap=self.config.evidence_kept_per_signer,
                 )
             )
         elif topic == self._topics["heartbeats"]:
@@ -376,10 +383,11 @@ class AttestationNode:
         async with self._store_lock:
             for chain_id in sorted(chains):
                 head = self._head(chain_id)
-                if head is None or head <= depth:
+                if head is None:
                     continue
+                certified_below = head - min(depth, self.config.prune_certified_depth_blocks)
                 with self.store.transaction():
-                    deleted += self.store.prune(chain_id, head - depth, self.config.key.address)
+                    deleted += self.store.prune(chain_id, head - depth, self.config.key.address, certified_below)
         self._counters.pruned_rows += deleted
         return deleted
 

@@ -251,6 +251,7 @@ class CatchUp:
         admission: Admission = Admission(),
         head: OwnHead = lambda chain_id: None,
         storage_share: int | None = None,
+        evidence_cap: int | None = None,
         limits: SyncLimits = SyncLimits(),
         scores: PeerScores | None = None,
     ) -> None:
@@ -264,6 +265,7 @@ class CatchUp:
         self._admission = admission
         self._head = head
         self._storage_share = storage_share
+        self._evidence_cap = evidence_cap
         self.limits = limits
         self.scores = scores or PeerScores(limits)
         self.rounds = 0
@@ -360,7 +362,9 @@ class CatchUp:
                     missing.append(certificate)
             try:
                 verified, bad = await asyncio.to_thread(_verify_certificates, self._domain, self._node_set, missing)
-                report = ingest(store, self._node_set, verified, self._now_ms(), own=self._own)
+                report = ingest(
+                    store, self._node_set, verified, self._now_ms(), own=self._own, evidence_cap=self._evidence_cap
+                )
             finally:
                 self._verifying.difference_update(claimed)
             self._on_report(report)
@@ -415,7 +419,13 @@ class CatchUp:
                     unheld.append(signature)
             verified, bad = await asyncio.to_thread(_verify_signatures, self._domain, self._node_set, unheld)
             report = ingest(
-                store, self._node_set, verified, self._now_ms(), storage_share=self._storage_share, own=self._own
+                store,
+                self._node_set,
+                verified,
+                self._now_ms(),
+                storage_share=self._storage_share,
+                own=self._own,
+                evidence_cap=self._evidence_cap,
             )
             self._on_report(report)
             totals.rejected += bad

@@ -114,6 +114,6 @@ def check_heartbeat(envelope: OpenedEnvelope) -> attestation_pb2.Heartbeat:
 
 
 def check_claim(envelope: OpenedEnvelope) -> bytes:
-    # Claim bodies are defined by the claims concern (issue 7); the envelope is already
+    # Claim bodies are defined by the claims concern; the envelope is already
     # verified to come from a member, which is all this layer can know.
     return envelope.body

@@ -108,6 +108,8 @@ class EnvelopeGuard:
     dropped: dict[str, int] = field(default_factory=dict)
     drop_cost_ns: dict[str, int] = field(default_factory=dict)
     """Validation time spent on the messages dropped, per reason."""
+    not_relayed: int = 0
+    """Valid messages delivered here but not forwarded (their publisher's relay budget was spent)."""
     _seen: OrderedDict[bytes, int] = field(default_factory=OrderedDict)
     _buckets: dict[tuple[bytes, str, str], _TokenBucket] = field(default_factory=dict)
     _queued: dict[bytes, int] = field(default_factory=dict)
@@ -134,6 +136,10 @@ class EnvelopeGuard:
         with self._lock:
             self.dropped[reason] = self.dropped.get(reason, 0) + 1
             self.drop_cost_ns[reason] = self.drop_cost_ns.get(reason, 0) + cost
+
+    def count_not_relayed(self) -> None:
+        with self._lock:
+            self.not_relayed += 1
 
     def dropped_snapshot(self) -> dict[str, int]:
         """A copy of the drop counters, safe to take from another thread (status calls)."""

@@ -134,6 +134,17 @@ class _DeliveringPubsub(Pubsub):
             self._handle_dead_peer(peer_id)
 
 
+class _RelayBudgetGossipSub(GossipSub):
+    # Forwarding a validated message to the mesh is the router's `publish`; this node's own
+    # messages always go out, other publishers' only within their relay budget.
+    relay_allowed: Callable[[bytes], bool]
+
+    async def publish(self, msg_forwarder: ID, pubsub_msg: Any) -> None:
+        if self.pubsub is not None and msg_forwarder != self.pubsub.my_id and not self.relay_allowed(bytes(pubsub_msg.from_id)):
+            return
+        await super().publish(msg_forwarder, pubsub_msg)
+
+
 class GossipHost:
     """Build, run and publish through one node's libp2p host."""
 
@@ -156,6 +167,7 @@ class GossipHost:
         self._pubsub: Pubsub | None = None
         self._host: Any = None
         self._origins: dict[bytes, bytes] = {}
+        self._relay_tokens: dict[bytes, tuple[float, float]] = {}
         self._last_heard: dict[ID, float] = {}
 
     @property
@@ -191,7 +203,7 @@ class GossipHost:
             if settings.direct_peering
             else None
         )
-        router = GossipSub(
+        router = _RelayBudgetGossipSub(
             protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11],
             direct_peers=direct_peers,
             # Our own loop dials (one side per pair, see _keep_connected); the router's
@@ -228,6 +240,7 @@ class GossipHost:
         )
         pubsub.on_validated = self._on_validated
         pubsub.on_heard = self._on_heard
+        router.relay_allowed = self._relay_allowed
         self._pubsub = pubsub
         self._host = host
         listen = multiaddr.Multiaddr(f"/ip4/{self._config.listen_host}/tcp/{self._config.listen_port}")
@@ -300,6 +313,17 @@ class GossipHost:
 
     def _on_heard(self, peer_id: ID) -> None:
         self._last_heard[peer_id] = time.monotonic()
+
+    def _relay_allowed(self, from_id: bytes) -> bool:
+        settings = self._config.settings
+        now = time.monotonic()
+        tokens, updated = self._relay_tokens.get(from_id, (float(settings.relay_burst), now))
+        tokens = min(float(settings.relay_burst), tokens + (now - updated) * settings.relay_messages_per_second)
+        allowed = tokens >= 1
+        self._relay_tokens[from_id] = (tokens - 1 if allowed else tokens, now)
+        if not allowed:
+            self._guard.count_not_relayed()
+        return allowed
 
     async def publish(self, topic: str, data: bytes) -> None:
         if self._pubsub is None:

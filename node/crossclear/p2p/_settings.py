@@ -43,8 +43,9 @@ class GossipSettings:
     """Envelopes older than this are stale (replays of old traffic); catch-up goes over Sync."""
     max_future_ms: int = 5_000
     """Clock skew tolerated for envelopes stamped in the future."""
-    signer_messages_per_second: float = 200.0
-    """Envelopes accepted per signer per topic per second (token bucket refill)."""
+    signer_messages_per_second: float = 100.0
+    """Envelopes accepted per signer per topic per second (token bucket refill). A node sends
+    at most one attestation batch per `batch_delay_ms` (10 ms), heartbeats once a second."""
     signer_burst: int = 400
     """Token bucket size: a burst beyond this from one signer is dropped."""
     signer_bytes_per_second: float = 1024 * 1024
@@ -52,10 +53,11 @@ class GossipSettings:
     anything is decoded. An honest node at 100 observations/s sends ~25 KB/s."""
     signer_bytes_burst: int = 4 * 1024 * 1024
     """Byte bucket size: room for a 10,000-observation burst (~2.4 MB) from one honest node."""
-    signer_recoveries_per_second: float = 2000.0
+    signer_recoveries_per_second: float = 1000.0
     """Signature recoveries (envelope plus every observation in it) granted per signer per
     second; a batch that does not fit is dropped before any of its signatures is recovered.
-    At ~65 us per recovery a member at this budget costs a peer ~0.13 CPU-seconds per second."""
+    At ~65-95 us per recovery a member at this budget costs a peer under 0.1 CPU-second per
+    second; an honest member sustains far less (one signature per observation it makes)."""
     signer_recovery_burst: int = 12_000
     """Recovery bucket size: a 10,000-observation burst from one honest node fits."""
     delivery_queue_limit: int = 10_000
@@ -63,6 +65,13 @@ class GossipSettings:
     signer_queue_share: int = 1_000
     """Validated messages of one signer waiting for the asyncio side; beyond this that signer's
     new messages are dropped, so one member cannot fill the queue the others share."""
+    relay_messages_per_second: float = 10.0
+    """Messages of one publisher this node forwards to others per second. Every member sends
+    to every other directly, so relays only matter while some link is down; an honest node
+    publishes a few batches a second, and a flood beyond this is delivered here but not
+    multiplied through the mesh (each relay costs every receiver a decryption and a parse)."""
+    relay_burst: int = 100
+    """Relay bucket size: a saturation burst of an honest node (~20 batches) is relayed whole."""
     reconnect_seconds: float = 1.0
     """How often missing bootstrap peers are redialled."""
     silent_peer_seconds: float = 5.0

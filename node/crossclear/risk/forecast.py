@@ -64,7 +64,7 @@ class ForecastError(ValueError):
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
     """Every BLAS loaded in this process (numpy's, scipy's OpenBLAS) on one thread meanwhile."""
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     with threadpool_limits(limits=1, user_api="blas"):
         yield

@@ -90,6 +90,7 @@ class AttestationStore:
         # Uncertified signatures held per signer, loaded on first use and kept in step with
         # every write here (a rollback drops it, to be counted again).
         self._pending: dict[bytes, int] | None = None
+        self._kept_evidence: dict[bytes, int] | None = None
 
     def close(self) -> None:
         self._connection.close()
@@ -98,6 +99,7 @@ class AttestationStore:
 
     def _forget_pending(self) -> None:
         self._pending = None
+        self._kept_evidence = None
 
     # --- observations and signatures -----------------------------------------------------
 
@@ -188,12 +190,14 @@ class AttestationStore:
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
-    def prune(self, chain_id: int, below_block: int, keep_signer: bytes) -> int:
-        """Delete, below a block of one chain, what no longer needs a row: signatures of
-        certified observations (their certificate holds a quorum of them), uncertified
-        signatures of every signer but `keep_signer` (this node keeps its own, so peers can
-        still finish those quorums after a long partition), and observations no signature
-        refers to. Certificates and evidence stay. Returns the rows deleted."""
+    def prune(self, chain_id: int, below_block: int, keep_signer: bytes, certified_below: int | None = None) -> int:
+        """Delete what no longer needs a row on one chain: below `certified_below` (default
+        `below_block`) the signatures of certified observations (their certificate holds a
+        quorum of them); below `below_block` the uncertified signatures of every signer but
+        `keep_signer` (this node keeps its own, so peers can still finish those quorums after a
+        long partition); and observations no signature refers to. Certificates and evidence
+        stay. Returns the rows deleted."""
+        certified_below = below_block if certified_below is None else certified_below
         tally = self._pending_tally()
         for signer, count in self._connection.execute(
             "SELECT signer, COUNT(*) FROM attest_signatures WHERE chain_id = ? AND block_number < ? AND signer != ?"
@@ -206,14 +210,17 @@ class AttestationStore:
             else:
                 tally.pop(signer, None)
         signatures = self._connection.execute(
-            "DELETE FROM attest_signatures WHERE chain_id = ? AND block_number < ?"
-            f" AND (signer != ? OR NOT {_NOT_CERTIFIED})",
+            f"DELETE FROM attest_signatures WHERE chain_id = ? AND block_number < ? AND signer != ? AND {_NOT_CERTIFIED}",
             (chain_id, below_block, keep_signer),
+        ).rowcount
+        signatures += self._connection.execute(
+            f"DELETE FROM attest_signatures WHERE chain_id = ? AND block_number < ? AND NOT {_NOT_CERTIFIED}",
+            (chain_id, certified_below),
         ).rowcount
         observations = self._connection.execute(
             "DELETE FROM attest_observations WHERE chain_id = ? AND block_number < ?"
             " AND NOT EXISTS (SELECT 1 FROM attest_signatures s WHERE s.digest = attest_observations.digest)",
-            (chain_id, below_block),
+            (chain_id, max(below_block, certified_below)),
         ).rowcount
         return signatures + observations
 
@@ -315,7 +322,8 @@ class AttestationStore:
         now_ms: int,
     ) -> bool:
         """Store one piece of evidence; False when this signer already has evidence on file
-        for the slot (one proves the offence; more would let an equivocator fill the disk)."""
+        for the slot (one proves the offence; more would let an equivocator fill the disk).
+        Empty `evidence` records the slot only (the signer's kept evidence is at its cap)."""
         slot = (signer, observation.kind, observation.chain_id, observation.emitter, observation.block_number)
         cursor = self._connection.execute(
             "INSERT OR IGNORE INTO attest_evidence SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
@@ -323,7 +331,24 @@ class AttestationStore:
             " AND block_number = ?)",
             (*slot, second_digest, evidence, now_ms, *slot),
         )
-        return cursor.rowcount == 1
+        stored = cursor.rowcount == 1
+        if stored and evidence:
+            kept = self._kept_evidence_tally()
+            kept[signer] = kept.get(signer, 0) + 1
+        return stored
+
+    def _kept_evidence_tally(self) -> dict[bytes, int]:
+        if self._kept_evidence is None:
+            self._kept_evidence = dict(
+                self._connection.execute(
+                    "SELECT signer, COUNT(*) FROM attest_evidence WHERE length(evidence) > 0 GROUP BY signer"
+                ).fetchall()
+            )
+        return self._kept_evidence
+
+    def kept_evidence_count(self, signer: bytes) -> int:
+        """Pieces of evidence against `signer` held with both signed messages."""
+        return self._kept_evidence_tally().get(signer, 0)
 
     def has_evidence_at_slot(self, signer: bytes, kind: int, chain_id: int, emitter: bytes, block_number: int) -> bool:
         return (
@@ -343,8 +368,14 @@ class AttestationStore:
         return dict(self._connection.execute("SELECT signer, COUNT(*) FROM attest_evidence GROUP BY signer").fetchall())
 
     def evidence(self) -> list[bytes]:
-        """Serialized EquivocationEvidence messages, oldest first."""
-        return [row[0] for row in self._connection.execute("SELECT evidence FROM attest_evidence ORDER BY recorded_ms")]
+        """Serialized EquivocationEvidence messages, oldest first (slots recorded beyond a
+        signer's cap have none and are left out)."""
+        return [
+            row[0]
+            for row in self._connection.execute(
+                "SELECT evidence FROM attest_evidence WHERE length(evidence) > 0 ORDER BY recorded_ms"
+            )
+        ]
 
     # --- adapter cursors -------------------------------------------------------------------
 
