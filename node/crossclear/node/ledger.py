@@ -240,7 +240,10 @@ class Ledger:
             self._pay(line, amount)
             return "debited"
         pool = (line[1], line[2])
-        if kind is OrderKind.RELEASE and min(self.settlement_of(line[0]), self.cash.get(pool, 0)) >= amount:
+        # A release this node did not reserve may have been signed by nodes that had not yet seen
+        # the account's debt swept its holding into the cash pool: it comes out of the pool and
+        # the account's settlement balance, exactly as if the sweep had come after the payout.
+        if kind is OrderKind.RELEASE and self.cash.get(pool, 0) >= amount:
             self._settle(line[0], -amount)
             self._to_cash(pool, -amount)
             self.paid_out[pool] = self.paid_out.get(pool, 0) + amount
@@ -311,6 +314,22 @@ class Ledger:
         self.insurance[pool] = held - units
         self._to_cash(pool, units)
         self._settle(account, units)
+
+    def pay_back(self, line: Line, kind: str, payer: str, pool: Pool, units: int) -> None:
+        """A defaulter's late settlement-asset credit pays back, in cash, what the fund (`kind`
+        "fund_pays") or a winner ("deleverage") covered for it: as if the credit had been there
+        when the default was handled."""
+        self._add(line, -units)
+        self._to_cash((line[1], line[2]), units)
+        if kind == "deleverage":
+            self._settle(payer, units)
+        elif pool[0] != 0 and self.cash.get(pool, 0) >= units:
+            self._to_cash(pool, -units)
+            self.insurance[pool] = self.insurance.get(pool, 0) + units
+            self.changed_pools.add(pool)
+        else:
+            self.fund_settlement += units
+            self.changed_accounts.add(line[0])
 
     def give_collateral(self, line: Line, to_account: str, units: int) -> None:
         """A defaulter's collateral changes hands inside the vault (to a winner, in kind)."""

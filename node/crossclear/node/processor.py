@@ -199,6 +199,8 @@ class Processor:
         """Latest certified answer and its decimals per feed name (the mark variation margin uses)."""
         self._open: dict[str, dict[str, int]] = {}
         """Instrument -> account -> signed size: positions, each instrument netting to zero."""
+        self._refundable: dict[str, list[tuple[str, str, int, str, int]]] = {}
+        """Per defaulted account, the cash others paid for its default, in the order they paid."""
         self._close_outs: dict[bytes, CloseOutRow] = {}
         self._close_out_nonces: dict[tuple[str, str], int] = {}
         self.defaults: list[tuple[str, int, int]] = []
@@ -288,6 +290,7 @@ class Processor:
             self._state.set_position(account, instrument, _position(instrument, size, mark))
         self._close_outs = {row.close_out_id: row for row in store.close_outs()}
         self._close_out_nonces = store.close_out_nonces()
+        self._refundable = store.refundable()
         self.defaults = [(account, debt, uncovered) for account, debt, _, uncovered in store.defaults()]
         for chain_id, (block, timestamp) in store.chain_times().items():
             if chain_id in self._views:
@@ -479,6 +482,9 @@ class Processor:
         for reservation in self.ledger.expire(chain_id, view.applied_timestamp):
             self._save_order(reservation, "expired")
             self._emit("reservation_expired")
+            if self.ledger.settlement_of(reservation.line[0]) < 0:
+                # Back in the holding, it pays the account's debt as a sweep would have.
+                self.ledger.sweep(reservation.line[0], self._config.settlement_asset)
             _log.info("%s %s expired unpaid at chain %d time %d: %d base units back to %s",
                       reservation.kind.value, reservation.order_id.hex(), chain_id, view.applied_timestamp, reservation.amount, reservation.line[0])
         self._flush_ledger()
@@ -626,6 +632,9 @@ class Processor:
             else:
                 ledger.deleverage(step.payer, account, step.units)
                 self._emit("deleveraged")
+        refundable = self._refundable.setdefault(account, [])
+        refundable += [(s.kind, s.payer, s.chain_id, s.asset, s.units) for s in steps if s.kind in ("fund_pays", "deleverage")]
+        self._store.save_refundable(account, refundable)
         plan = ";".join(f"{s.kind}:{s.payer}:{s.chain_id}:{s.asset}:{s.units}" for s in steps)
         self._store.record_default(account, debt, plan, uncovered)
         self.defaults.append((account, debt, uncovered))
@@ -787,6 +796,7 @@ class Processor:
                 self.ledger.credit_fund((line[1], line[2]), claim.claimed_amount)
             else:
                 self.ledger.credit(line, claim.claimed_amount)
+                self._after_credit(line)
             for order_id in settled_before - set(self.ledger.pending_payouts):
                 row = self._store.order(order_id)
                 if row is not None:
@@ -796,6 +806,34 @@ class Processor:
         self._check_conservation()
         self._emit("claim_credited")
         return ClaimOutcome(True, None, credited_detail(verified), claim)
+
+    def _after_credit(self, line: Line) -> None:
+        """Claims arrive by gossip, outside the certified order, so a credit must end in the same
+        state whether it came before or after the account's debts: it pays any debt at once (as a
+        sweep would have) and then pays back, last first, the cash the fund or winners put up for
+        the account's default (as if it had been there when the waterfall ran)."""
+        account, _, asset = line
+        if asset != self._config.settlement_asset:
+            return
+        if self.ledger.settlement_of(account) < 0:
+            self.ledger.sweep(account, asset)
+        steps = self._refundable.get(account)
+        if not steps or self.ledger.settlement_of(account) < 0:
+            return
+        holdings = sorted(l for l in self.ledger.balances if l[0] == account and l[2] == asset)
+        while steps and holdings:
+            kind, payer, chain_id, step_asset, units = steps[-1]
+            source = holdings[0]
+            take = min(units, self.ledger.balance(source))
+            if take <= 0:
+                holdings.pop(0)
+                continue
+            self.ledger.pay_back(source, kind, payer, (chain_id, step_asset), take)
+            if take == units:
+                steps.pop()
+            else:
+                steps[-1] = (kind, payer, chain_id, step_asset, units - take)
+        self._store.save_refundable(account, steps)
 
     # --- releases ----------------------------------------------------------------------------
 

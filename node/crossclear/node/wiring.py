@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from crossclear import __version__
 from crossclear._tasks import cancel_and_wait
-from crossclear.attest import Admission, AttestationNode, Certificate, NodeKey, NodeSet, observation_digest
+from crossclear.attest import Admission, AttestationCollector, AttestationNode, Certificate, NodeKey, NodeSet, observation_digest
 from crossclear.attest import NodeConfig as AttestationConfig
 from crossclear.chains import ChainAdapterError, Cursor, Health, ReorgTooDeep
 from crossclear.chains.interface import ChainAdapter
@@ -205,6 +205,7 @@ class Node:
         self.state.recompute_observers.append(self.metrics.margin_recompute_seconds.observe)
         if self.risk_model is not None:
             self.metrics.registry.register(RiskCollector(self.risk_model))
+        self.metrics.registry.register(AttestationCollector(self.attestation))
         self._heads_seen: dict[str, tuple[int, int]] = {}
         self._early_claims: dict[tuple[int, int, int], list[bytes]] = {}
         self._claim_checks = asyncio.Semaphore(GOSSIPED_CLAIM_CHECKS)

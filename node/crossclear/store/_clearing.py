@@ -160,6 +160,18 @@ MIGRATIONS: tuple[str, ...] = (
         uncovered TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE clearing_refundable (
+        account TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        payer TEXT NOT NULL,
+        chain_id INTEGER NOT NULL,
+        asset TEXT NOT NULL,
+        units TEXT NOT NULL,
+        PRIMARY KEY (account, position)
+    );
+    """,
 )
 
 #: The insurance fund's row in clearing_settlement.
@@ -425,6 +437,19 @@ class ClearingStore:
     def defaults(self) -> list[tuple[str, int, str, int]]:
         rows = self.connection.execute("SELECT account, debt, plan, uncovered FROM clearing_defaults ORDER BY sequence").fetchall()
         return [(r[0], int(r[1]), r[2], int(r[3])) for r in rows]
+
+    def save_refundable(self, account: str, steps: list[tuple[str, str, int, str, int]]) -> None:
+        """The cash steps others paid for an account's default that a late credit pays back first."""
+        self.connection.execute("DELETE FROM clearing_refundable WHERE account = ?", (account,))
+        for position, (kind, payer, chain_id, asset, units) in enumerate(steps):
+            self.connection.execute("INSERT INTO clearing_refundable VALUES (?, ?, ?, ?, ?, ?, ?)", (account, position, kind, payer, chain_id, asset, str(units)))
+
+    def refundable(self) -> dict[str, list[tuple[str, str, int, str, int]]]:
+        rows = self.connection.execute("SELECT account, kind, payer, chain_id, asset, units FROM clearing_refundable ORDER BY account, position").fetchall()
+        steps: dict[str, list[tuple[str, str, int, str, int]]] = {}
+        for account, kind, payer, chain_id, asset, units in rows:
+            steps.setdefault(account, []).append((kind, payer, int(chain_id), asset, int(units)))
+        return steps
 
     def save_mark(self, underlying: str, answer: int, decimals: int) -> None:
         self.connection.execute("INSERT OR REPLACE INTO clearing_marks VALUES (?, ?, ?)", (underlying, str(answer), decimals))
