@@ -137,3 +137,27 @@ def test_refusals_name_the_problem_and_change_nothing(call, message: str) -> Non
         call(state)
     assert state.height == height
     assert state.publish().accounts() == []
+
+
+def test_a_position_carried_at_the_mark_follows_each_tick_without_a_rebuild() -> None:
+    """Variation margin pays a perpetual's P&L as the mark moves, so margin carries it at the
+    mark: a tick moves its entry in place (no structural rebuild), and the figures equal those
+    of a book built from scratch at the new price."""
+    carried = PositionRecord(CHAIN_A, "ETH", InstrumentKind.PERP, 2.0, 0.0, at_mark=True)
+    state = make_state()
+    state.set_collateral(ALICE, CHAIN_A, "USDC", usdc(1000))
+    state.set_position(ALICE, "p", carried)
+    state.publish()
+    height = state.height
+    assert state.set_price("ETH", 2700.0, updated_at=NOW + 10)
+    ticked = state.publish()
+    assert state.height == height + 1  # a price change only: no book change
+    fresh = make_state()
+    fresh.set_price("ETH", 2700.0, updated_at=NOW + 10)
+    fresh.set_collateral(ALICE, CHAIN_A, "USDC", usdc(1000))
+    fresh.set_position(ALICE, "p", carried)
+    rebuilt = fresh.publish()
+    for snapshot in (ticked, rebuilt):
+        margin = snapshot.margin(ALICE)
+        assert margin.upnl == 0.0 and margin.positions[0].record.entry == 2700.0 and margin.positions[0].upnl == 0.0
+    assert ticked.margin(ALICE).im == rebuilt.margin(ALICE).im and ticked.margin(ALICE).equity == rebuilt.margin(ALICE).equity

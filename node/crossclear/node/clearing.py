@@ -53,11 +53,14 @@ class PositionRecord:
     qty: float
     """Signed size in units of the underlying."""
     entry: float
-    """Entry price per unit (an option's premium)."""
+    """Entry price per unit (an option's premium); not used when `at_mark`."""
     strike: float = 0.0
     """Strike of an option."""
     expiry_timestamp: float = 0.0
     """Unix time an option expires at."""
+    at_mark: bool = False
+    """A perpetual whose P&L is paid as variation margin: carried at the current mark, so its
+    entry follows every certified price and its unrealised P&L is always zero."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,7 @@ def _instrument_key(pricing: _Pricing, record: PositionRecord, now: float) -> In
 
 
 def _build_book(
-    pricing: _Pricing, books: list[AccountBook], chains: Mapping[int, int], now: float
+    pricing: _Pricing, books: list[AccountBook], chains: Mapping[int, int], now: float, underlying_price: np.ndarray
 ) -> tuple[Instruments, dict[InstrumentKey, int], Book]:
     keys: dict[InstrumentKey, int] = {}
     position_offsets, collateral_offsets = [0], [0]
@@ -192,7 +195,7 @@ def _build_book(
             instrument.append(keys.setdefault(key, len(keys)))
             position_chain.append(chains[record.chain_id])
             qty.append(record.qty)
-            entry.append(record.entry)
+            entry.append(float(underlying_price[pricing.underlying_index[record.underlying]]) if record.at_mark else record.entry)
         position_offsets.append(len(qty))
         for (chain_id, asset_name), units in book.collateral:
             asset.append(pricing.asset_index[asset_name])
@@ -281,7 +284,7 @@ class MarginSnapshot:
         for _, record in trial.positions:
             chains.setdefault(record.chain_id, len(chains))
         market = replace(self.market, chain_names=tuple(str(c) for c in chains))
-        instruments, keys, book = _build_book(self.pricing, [trial], chains, self.chain_time)
+        instruments, keys, book = _build_book(self.pricing, [trial], chains, self.chain_time, market.underlying_price)
         result = compute_margin(self.pricing.params, market, instruments, book)
         if self.portfolio is not None:  # risk v2 ("fhs"): the portfolio column at the snapshot's strike
             result = self.portfolio.simulate(result, [trial])
@@ -308,7 +311,11 @@ class MarginSnapshot:
             price = float(market.asset_price[asset])
             amount = units / 10 ** decimals[asset_name]
             collateral_lines.append(CollateralLine(chain_id, asset_name, units, decimals[asset_name], price, float(rate), amount * price * (1 - float(rate))))
-        position_lines = tuple(PositionLine(pid, record, marks[pid], record.qty * (marks[pid] - record.entry)) for pid, record in book.positions)
+        position_lines = tuple(
+            PositionLine(pid, replace(record, entry=marks[pid]), marks[pid], 0.0) if record.at_mark
+            else PositionLine(pid, record, marks[pid], record.qty * (marks[pid] - record.entry))
+            for pid, record in book.positions
+        )
         health = float(result.health[row])
         return AccountMargin(
             account=account,
@@ -380,6 +387,9 @@ class ClearingState:
         self._chains: dict[int, int] = {}
         self._height = 0
         self._engine: MarginEngine | None = None
+        self._book_arrays: Book | None = None
+        self._carried_rows: dict[int, np.ndarray] = {}
+        """Per underlying, the rows of the engine's book that are carried at the mark."""
         self._keys: dict[InstrumentKey, int] = {}
         self._keyed_at = 0.0
         self._structure_changed = True
@@ -533,19 +543,29 @@ class ClearingState:
                 for _, record in book.positions:
                     self._chains.setdefault(record.chain_id, len(self._chains))
             market = replace(self._market_with_prices(), chain_names=tuple(str(c) for c in self._chains))
-            instruments, keys, book_arrays = _build_book(self._pricing, list(self._books.values()), self._chains, self._chain_time)
+            instruments, keys, book_arrays = _build_book(
+                self._pricing, list(self._books.values()), self._chains, self._chain_time, market.underlying_price
+            )
             self._market = market
             self._engine = MarginEngine(self._pricing.params, market, instruments, book_arrays)
+            carried = np.array([record.at_mark for book in self._books.values() for _, record in book.positions], dtype=bool)
+            position_underlying = instruments.underlying[book_arrays.position_instrument]
+            self._book_arrays = book_arrays
+            self._carried_rows = {u: np.flatnonzero(carried & (position_underlying == u)) for u in range(len(market.underlying_names))}
             self._keys = keys
             self._keyed_at = self._chain_time
             self._structure_changed = False
         elif self._moved:
-            engine = self._engine
+            engine, carried_book = self._engine, self._book_arrays
+            assert carried_book is not None  # built with the engine
             engine.result = _copy_result(engine.result)  # the published snapshot keeps the old arrays
             for name in sorted(self._moved):
                 price = self._feeds[name].price
                 if name in self._pricing.underlying_index:
-                    engine.update_underlying(self._pricing.underlying_index[name], price=price)
+                    underlying = self._pricing.underlying_index[name]
+                    # Positions carried at the mark follow it in place: no rebuild per tick.
+                    carried_book.position_entry[self._carried_rows[underlying]] = price
+                    engine.update_underlying(underlying, price=price)
                 else:
                     engine.update_asset(self._pricing.asset_index[name], price=price)
             self._market = replace(engine.market, chain_names=self._market.chain_names)

@@ -208,7 +208,6 @@ class Processor:
         self._settlement_decimals = next(
             (t.decimals for t in config.tokens.values() if t.asset == config.settlement_asset), 6
         )
-        self._signer = to_checksum_address(_address_of(config.private_key))
         self.snapshot: MarginSnapshot | None = None
         self.halted = ""
         self.ignored_events = 0
@@ -285,9 +284,7 @@ class Processor:
         self._answers = store.marks()
         for account, instrument, size in store.open_interest():
             self._open.setdefault(instrument, {})[account] = size
-            held = self._answers.get(_underlying_of(instrument))
-            mark = held[0] / 10 ** held[1] if held else 0.0
-            self._state.set_position(account, instrument, _position(instrument, size, mark))
+            self._state.set_position(account, instrument, _position(instrument, size))
         self._close_outs = {row.close_out_id: row for row in store.close_outs()}
         self._close_out_nonces = store.close_out_nonces()
         self._refundable = store.refundable()
@@ -524,8 +521,6 @@ class Processor:
             self.ledger.pay_settlement(payments, residue)
             for account, amount in payments.items():
                 paid[account] = paid.get(account, 0) + amount
-            for account in sorted(sizes):
-                self._state.set_position(account, instrument, _position(instrument, sizes[account], answer / 10**decimals))
         # Debts are swept once every instrument settled: a hedge across chains nets to nothing owed.
         self._sweep(paid)
         if paid:
@@ -576,7 +571,7 @@ class Processor:
             else:
                 sizes.pop(account, None)
             self._store.save_open_interest(account, instrument, size)
-            self._state.set_position(account, instrument, _position(instrument, size, mark) if size else None)
+            self._state.set_position(account, instrument, _position(instrument, size) if size else None)
         if not sizes:
             del self._open[instrument]
         if sum(sizes.values()) != 0:
@@ -996,7 +991,7 @@ def _kind_of(instrument: str) -> MarginKind:
     return MarginKind[instrument.split(":")[3].upper()]
 
 
-def _position(instrument: str, size: int, mark: float) -> PositionRecord:
+def _position(instrument: str, size: int) -> PositionRecord:
     """Margin's view of a position: perpetuals are carried at the mark (variation margin settles
     the rest); options' premiums were paid at the trade, so they carry their whole value."""
     chain, _, underlying, kind, strike, expiry = instrument.split(":")
@@ -1006,7 +1001,8 @@ def _position(instrument: str, size: int, mark: float) -> PositionRecord:
         underlying=underlying,
         kind=margin_kind,
         qty=size / MARKET_UNITS,
-        entry=mark if margin_kind == MarginKind.PERP else 0.0,
+        entry=0.0,
+        at_mark=margin_kind == MarginKind.PERP,
         strike=int(strike) / MARKET_UNITS,
         expiry_timestamp=float(expiry),
     )
@@ -1019,9 +1015,3 @@ def _same_decimals(old: tuple[int, int], new: tuple[int, int]) -> tuple[int, int
 
 def _fact(row: ObservedRow) -> SignedFact:
     return SignedFact(ObservationKind(row.kind), row.chain_id, row.emitter, row.block_number, row.block_hash, row.root, row.leaf_count)
-
-
-def _address_of(private_key: bytes) -> str:
-    from eth_account import Account
-
-    return str(Account.from_key(private_key).address)
