@@ -110,7 +110,6 @@ class Ledger:
     changed_accounts: set[str] = field(default_factory=set)
     changed_lines: set[Line] = field(default_factory=set)
     changed_pools: set[Pool] = field(default_factory=set)
-    changed_orders: set[bytes] = field(default_factory=set)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -169,7 +168,6 @@ class Ledger:
         for pending in sorted(self.pending_payouts.values(), key=lambda p: p.order_id):
             if pending.line == line and self.balance(line) >= pending.amount:
                 del self.pending_payouts[pending.order_id]
-                self.changed_orders.add(pending.order_id)
                 self._pay(pending.line, pending.amount)
 
     def credit_fund(self, pool: Pool, amount: int) -> None:
@@ -212,7 +210,6 @@ class Ledger:
                 raise LedgerError(f"{reservation.line[2]} on chain {reservation.line[1]}: {reservation.amount} asked, {held} held")
             self._add(reservation.line, -reservation.amount)
         self.reservations[reservation.order_id] = reservation
-        self.changed_orders.add(reservation.order_id)
 
     def settle(self, kind: OrderKind, order_id: bytes, line: Line, amount: int) -> str:
         """A certified payout (`Released` or `Seized`); returns how it was applied.
@@ -224,7 +221,6 @@ class Ledger:
         if order_id in self.settled_orders or order_id in self.pending_payouts:
             return "duplicate"
         self.settled_orders.add(order_id)
-        self.changed_orders.add(order_id)
         if kind is OrderKind.SEIZE:
             self.seize_nonces[line] = self.seize_nonces.get(line, 0) + 1
             self.changed_lines.add(line)
@@ -260,7 +256,6 @@ class Ledger:
         expired = [r for r in self.reservations.values() if r.line[1] == chain_id and r.deadline < chain_time]
         for reservation in sorted(expired, key=lambda r: r.order_id):
             del self.reservations[reservation.order_id]
-            self.changed_orders.add(reservation.order_id)
             self._give_back(reservation)
         return expired
 
@@ -358,10 +353,11 @@ class Ledger:
         self.cash[pool] = cash
         self.changed_pools.add(pool)
 
-    def take_changes(self) -> tuple[set[Line], set[Pool], set[bytes], set[str]]:
-        """What changed since the last call (for the store to write), and forget it."""
-        changes = (self.changed_lines, self.changed_pools, self.changed_orders, self.changed_accounts)
-        self.changed_lines, self.changed_pools, self.changed_orders, self.changed_accounts = set(), set(), set(), set()
+    def take_changes(self) -> tuple[set[Line], set[Pool], set[str]]:
+        """Holdings, pools and settlement balances changed since the last call (for the store to
+        write; order rows are written where each order changes), and forget them."""
+        changes = (self.changed_lines, self.changed_pools, self.changed_accounts)
+        self.changed_lines, self.changed_pools, self.changed_accounts = set(), set(), set()
         return changes
 
     def _add(self, line: Line, delta: int) -> None:

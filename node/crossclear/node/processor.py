@@ -743,7 +743,7 @@ class Processor:
         self._emit(f"{kind.value}_paid")
 
     def _flush_ledger(self) -> None:
-        lines, pools, _, accounts = self.ledger.take_changes()
+        lines, pools, accounts = self.ledger.take_changes()
         for line in sorted(lines):
             balance = self.ledger.balance(line)
             self._store.save_balance(line[0], line[1], line[2], balance, self.ledger.seize_nonces.get(line, 0))

@@ -46,6 +46,11 @@ def _account(raw: str) -> str:
         raise InvalidRequest(f"account: {error}") from None
 
 
+#: The per-account figures a stream reports; an account is pushed when any of them moved.
+_FIGURES = ("equity", "collateral_value", "upnl", "health", "liquidatable")
+_MODE_FIGURES = ("im", "mm", "required")
+
+
 def changed_accounts(before: MarginSnapshot | None, after: MarginSnapshot) -> list[str]:
     """Accounts whose margin figures or book differ between two snapshots (all when no before)."""
     accounts = after.accounts()
@@ -54,10 +59,10 @@ def changed_accounts(before: MarginSnapshot | None, after: MarginSnapshot) -> li
     shared = len(before.rows)
     moved = np.zeros(len(accounts), dtype=bool)
     moved[shared:] = True
-    for name in ("equity", "collateral_value", "upnl"):
-        old, new = getattr(before.result, name), getattr(after.result, name)
-        moved[:shared] |= ~((old == new) | (np.isnan(old) & np.isnan(new)))[:shared]
-    for name in ("im", "mm", "required"):
+    for name in _FIGURES:
+        old, new = getattr(before.result, name)[:shared], getattr(after.result, name)[:shared]
+        moved[:shared] |= ~((old == new) | (np.isnan(old) & np.isnan(new)))
+    for name in _MODE_FIGURES:
         moved[:shared] |= (getattr(before.result, name) != getattr(after.result, name))[:shared].any(axis=1)
     if before.books is not after.books:
         for row in np.flatnonzero(~moved[:shared]):
@@ -71,11 +76,11 @@ def _row_changed(before: MarginSnapshot | None, after: MarginSnapshot, account: 
     if before is None or account not in before.rows or before.books.get(account) is not after.books.get(account):
         return True
     old, new = before.rows[account], after.rows[account]
-    for name in ("equity", "collateral_value", "upnl", "health", "liquidatable"):
+    for name in _FIGURES:
         a, b = getattr(before.result, name)[old], getattr(after.result, name)[new]
         if not (a == b or (np.isnan(a) and np.isnan(b))):
             return True
-    return any(bool((getattr(before.result, name)[old] != getattr(after.result, name)[new]).any()) for name in ("im", "mm", "required"))
+    return any(bool((getattr(before.result, name)[old] != getattr(after.result, name)[new]).any()) for name in _MODE_FIGURES)
 
 
 Snapshots = Callable[[], MarginSnapshot | None]

@@ -475,13 +475,6 @@ class ClearingStore:
         r = self.connection.execute("SELECT * FROM clearing_orders WHERE order_id = ?", (order_id,)).fetchone()
         return None if r is None else OrderRow(bytes(r[0]), r[1], r[2], int(r[3]), r[4], int(r[5]), int(r[6]), r[7], r[8], r[9], r[10])
 
-    def drawn_on_claim(self, nullifier: int) -> int:
-        """Base units of open or paid releases drawing on one claim."""
-        rows = self.connection.execute(
-            "SELECT amount FROM clearing_orders WHERE kind = 'release' AND reference = ? AND state IN ('open', 'paid')", (str(nullifier),)
-        ).fetchall()
-        return sum(int(r[0]) for r in rows)
-
     # --- prices, chain time -------------------------------------------------------
 
     def save_price(self, name: str, updated_at: int, answer: int, decimals: int) -> None:
