@@ -313,6 +313,7 @@ class Clearing(RuleBasedStateMachine):
     def books_balance(self) -> None:
         for node in self.nodes:
             assert node.processor.ledger.conservation_failures() == []
+            assert node.processor.ledger.audit() == []  # the running totals agree with every holding
             assert not node.processor.halted
 
     @invariant()

@@ -26,6 +26,7 @@ still on its way) waits in `pending_payouts` and settles when the credit lands.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 Line = tuple[str, int, str]
@@ -108,6 +109,12 @@ class Ledger:
     cash: dict[Pool, int] = field(default_factory=dict)
     """Cash pools: settlement-asset units per chain that back positive settlement balances."""
     changed_accounts: set[str] = field(default_factory=set)
+    _held: dict[Pool, int] = field(default_factory=dict, repr=False)
+    """Running total of free holdings per pool."""
+    _lines: dict[str, set[Line]] = field(default_factory=dict, repr=False)
+    """Account -> its holdings with a balance (so a sweep does not scan every account)."""
+    _settlement_total: int = field(default=0, repr=False)
+    """Running sum of the accounts' settlement balances."""
     changed_lines: set[Line] = field(default_factory=set)
     changed_pools: set[Pool] = field(default_factory=set)
 
@@ -127,22 +134,46 @@ class Ledger:
         return sum(r.amount for r in self.reservations.values() if (r.line[1], r.line[2]) == pool)
 
     def held(self, pool: Pool) -> int:
-        return sum(amount for (_, chain, asset), amount in self.balances.items() if (chain, asset) == pool)
+        return self._held.get(pool, 0)
 
     def lines_of(self, account: str) -> dict[tuple[int, str], int]:
         """The account's free holdings, (chain id, asset) -> base units."""
-        return {(chain, asset): amount for (owner, chain, asset), amount in self.balances.items() if owner == account and amount}
+        return {(chain, asset): self.balances[(owner, chain, asset)] for owner, chain, asset in self._lines.get(account, ())}
 
     def conservation_failures(self) -> list[str]:
         """One line per rule broken: a (chain, asset) where credited != held + reserved +
-        insurance + cash + paid out, or settlement balances that cash pools do not back."""
-        pools = set(self.credited) | set(self.paid_out) | set(self.insurance) | set(self.cash)
-        pools |= {(chain, asset) for (_, chain, asset) in self.balances}
+        insurance + cash + paid out, or settlement balances that cash pools do not back.
+
+        Runs after every applied block, so it reads running totals (kept by every change),
+        not every holding; `audit` recounts from the holdings themselves."""
+        return self._failures(self._held, self._settlement_total)
+
+    def audit(self) -> list[str]:
+        """`conservation_failures` recomputed from every holding and balance (and the running
+        totals checked against them)."""
+        held: dict[Pool, int] = {}
+        for (_, chain, asset), amount in self.balances.items():
+            held[(chain, asset)] = held.get((chain, asset), 0) + amount
+        failures = self._failures(held, sum(self.settlement.values()))
+        if {p: v for p, v in self._held.items() if v} != held or self._settlement_total != sum(self.settlement.values()):
+            failures.append("running totals differ from the holdings")
+        return failures
+
+    def recount(self) -> None:
+        """Rebuild the running totals and the per-account index (after loading from the store)."""
+        self._held, self._lines = {}, {}
+        for line, amount in self.balances.items():
+            self._held[(line[1], line[2])] = self._held.get((line[1], line[2]), 0) + amount
+            self._lines.setdefault(line[0], set()).add(line)
+        self._settlement_total = sum(self.settlement.values())
+
+    def _failures(self, held_totals: Mapping[Pool, int], settlement_total: int) -> list[str]:
+        pools = set(self.credited) | set(self.paid_out) | set(self.insurance) | set(self.cash) | set(held_totals)
         pools |= {(r.line[1], r.line[2]) for r in self.reservations.values()}
         failures = []
         for pool in sorted(pools):
             credited = self.credited.get(pool, 0)
-            held, reserved = self.held(pool), self.reserved(pool)
+            held, reserved = held_totals.get(pool, 0), self.reserved(pool)
             insurance, paid = self.insurance.get(pool, 0), self.paid_out.get(pool, 0)
             cash = self.cash.get(pool, 0)
             if credited != held + reserved + insurance + cash + paid or min(held, reserved, insurance, paid, cash) < 0:
@@ -150,7 +181,7 @@ class Ledger:
                     f"chain {pool[0]} {pool[1]}: credited {credited} != held {held} + reserved {reserved}"
                     f" + insurance {insurance} + cash {cash} + paid out {paid}"
                 )
-        owed = sum(self.settlement.values()) + self.fund_settlement
+        owed = settlement_total + self.fund_settlement
         if owed != sum(self.cash.values()):
             failures.append(f"settlement balances {owed} != cash pools {sum(self.cash.values())}")
         return failures
@@ -283,7 +314,7 @@ class Ledger:
     def sweep(self, account: str, asset: str) -> int:
         """Pay the account's debt from its `asset` holdings, chain by chain (ascending); returns units moved."""
         moved = 0
-        for line in sorted(line for line in self.balances if line[0] == account and line[2] == asset):
+        for line in sorted(line for line in self._lines.get(account, ()) if line[2] == asset):
             debt = -self.settlement_of(account)
             if debt <= 0:
                 break
@@ -340,6 +371,7 @@ class Ledger:
 
     def _settle(self, account: str, delta: int) -> None:
         balance = self.settlement.get(account, 0) + delta
+        self._settlement_total += delta
         if balance:
             self.settlement[account] = balance
         else:
@@ -366,8 +398,11 @@ class Ledger:
             raise LedgerError(f"{line[2]} on chain {line[1]} of {line[0]} would go negative")
         if balance:
             self.balances[line] = balance
+            self._lines.setdefault(line[0], set()).add(line)
         else:
             self.balances.pop(line, None)
+            self._lines.get(line[0], set()).discard(line)
+        self._held[(line[1], line[2])] = self._held.get((line[1], line[2]), 0) + delta
         self.changed_lines.add(line)
 
     def _pay(self, line: Line, amount: int) -> None:

@@ -275,6 +275,7 @@ class Processor:
                 ledger.settled_orders.add(row.order_id)
             elif row.state == "pending":
                 ledger.pending_payouts[row.order_id] = PendingPayout(row.order_id, kind, line, row.amount)
+        ledger.recount()
         ledger.take_changes()
         for line in {*ledger.balances, *(r.line for r in ledger.reservations.values())}:
             if ledger.margin_units(line):
@@ -815,7 +816,7 @@ class Processor:
         steps = self._refundable.get(account)
         if not steps or self.ledger.settlement_of(account) < 0:
             return
-        holdings = sorted(l for l in self.ledger.balances if l[0] == account and l[2] == asset)
+        holdings = sorted((account, chain_id, name) for chain_id, name in self.ledger.lines_of(account) if name == asset)
         while steps and holdings:
             kind, payer, chain_id, step_asset, units = steps[-1]
             source = holdings[0]
