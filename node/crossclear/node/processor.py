@@ -470,6 +470,7 @@ class Processor:
             if not view.pending and view.cursor_block > view.applied_block:
                 with self._store.transaction():
                     self._set_chain_time(chain_id, view.cursor_block, view.cursor_timestamp)
+                self._check_conservation()  # expiries hand reservations back here too
 
     def _set_chain_time(self, chain_id: int, block: int, timestamp: int) -> None:
         view = self._views[chain_id]
