@@ -405,9 +405,7 @@ class Processor:
     def _reload_pending(self, chain_id: int | None = None) -> None:
         for view in self._views.values() if chain_id is None else [self._views[chain_id]] if chain_id in self._views else []:
             view.pending.clear()
-        for row in self._store.unapplied():
-            if chain_id is not None and row.chain_id != chain_id:
-                continue
+        for row in self._store.unapplied(chain_id):
             if row.kind == ObservationKind.ROOT:
                 if self._is_certified(row.digest):
                     self._certify_root(_fact(row))

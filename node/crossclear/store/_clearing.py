@@ -326,10 +326,11 @@ class ClearingStore:
              row.block_timestamp, row.events, int(row.applied)),
         )
 
-    def unapplied(self) -> list[ObservedRow]:
-        """Observed facts not yet applied, per chain in block order."""
+    def unapplied(self, chain_id: int | None = None) -> list[ObservedRow]:
+        """Observed facts not yet applied (of one chain, or all), per chain in block order."""
+        where = "applied = 0" if chain_id is None else "applied = 0 AND chain_id = ?"
         rows = self.connection.execute(
-            "SELECT * FROM clearing_observed WHERE applied = 0 ORDER BY chain_id, block_number, emitter"
+            f"SELECT * FROM clearing_observed WHERE {where} ORDER BY chain_id, block_number, emitter", () if chain_id is None else (chain_id,)
         ).fetchall()
         return [ObservedRow(bytes(r[0]), r[1], r[2], bytes(r[3]), r[4], bytes(r[5]), bytes(r[6]), r[7], r[8],
                             None if r[9] is None else bytes(r[9]), bool(r[10])) for r in rows]
